@@ -1,0 +1,5 @@
+DROP TABLE series;
+DROP TABLE metrics;
+DROP TABLE api_tokens;
+DROP TABLE sessions;
+DROP TABLE users;

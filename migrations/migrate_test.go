@@ -1,0 +1,130 @@
+package migrations_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/amas-eye/amas/migrations"
+	"github.com/amas-eye/amas/store/storetest"
+)
+
+func newPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	ctx := context.Background()
+	db, err := storetest.Create(ctx, t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Drop(context.Background()) })
+	pool, err := pgxpool.New(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func tables(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(),
+		`SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations' ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func TestUpDownUp(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t)
+	r, err := migrations.NewRunner(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := migrations.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	n, err := r.Up(ctx)
+	if err != nil || n != len(all) {
+		t.Fatalf("first up applied %d of %d: %v", n, len(all), err)
+	}
+	fresh := tables(t, pool)
+	if len(fresh) == 0 {
+		t.Fatal("up created no tables")
+	}
+	st, err := r.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st {
+		if !s.Applied || s.Flavour != migrations.Plain {
+			t.Errorf("after up, %04d_%s: applied=%v flavour=%q", s.Version, s.Name, s.Applied, s.Flavour)
+		}
+	}
+
+	if n, err := r.Down(ctx, 1); err != nil || n != 1 {
+		t.Fatalf("down 1 reverted %d: %v", n, err)
+	}
+	st, _ = r.Status(ctx)
+	if st[len(st)-1].Applied {
+		t.Errorf("newest migration still applied after down 1")
+	}
+	if n, err := r.Down(ctx, 0); err != nil || n != len(all)-1 {
+		t.Fatalf("down all reverted %d: %v", n, err)
+	}
+	if left := tables(t, pool); len(left) != 0 {
+		t.Fatalf("tables left after down all: %v", left)
+	}
+
+	if n, err := r.Up(ctx); err != nil || n != len(all) {
+		t.Fatalf("second up applied %d: %v", n, err)
+	}
+	if again := tables(t, pool); len(again) != len(fresh) {
+		t.Fatalf("second up made %v, first made %v", again, fresh)
+	}
+	if n, err := r.Up(ctx); err != nil || n != 0 {
+		t.Fatalf("up on an up-to-date database applied %d: %v", n, err)
+	}
+}
+
+func TestConcurrentUpDoesNotRace(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t)
+	var g errgroup.Group
+	applied := make([]int, 4)
+	for i := range applied {
+		g.Go(func() error {
+			r, err := migrations.NewRunner(ctx, pool)
+			if err != nil {
+				return err
+			}
+			applied[i], err = r.Up(ctx)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatalf("concurrent up: %v", err)
+	}
+	all, _ := migrations.All()
+	total := 0
+	for _, n := range applied {
+		total += n
+	}
+	if total != len(all) {
+		t.Fatalf("runners applied %v migrations in all, want %d once", applied, len(all))
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,10 +95,34 @@ func isMissingPartition(err error) bool {
 
 const insertPending = `INSERT INTO rollup_pending (bucket) SELECT unnest($1::timestamptz[]) ON CONFLICT DO NOTHING`
 
+// SamplesChannel is the LISTEN/NOTIFY channel on which every commit of samples is
+// announced, so live subscriptions on any replica learn of new points.
+const SamplesChannel = "amas_samples"
+
+// AnyMetric is the notification payload that stands for "too many metrics to list".
+const AnyMetric = "*"
+
+// maxNotifyPayload keeps the payload under PostgreSQL's 8000-byte NOTIFY limit.
+const maxNotifyPayload = 7900
+
+// NotifyPayload joins metric names for the SamplesChannel, or returns AnyMetric
+// when they would not fit.
+func NotifyPayload(metrics []string) string {
+	n := 0
+	for _, m := range metrics {
+		n += len(m) + 1
+	}
+	if n > maxNotifyPayload {
+		return AnyMetric
+	}
+	return strings.Join(metrics, "\n")
+}
+
 // WriteSamples stores samples with COPY in one transaction. On plain PostgreSQL the
 // same transaction marks the touched minutes for the rollup role, so a committed
-// sample is always either rolled up or pending.
-func (s *Store) WriteSamples(ctx context.Context, samples []Sample) error {
+// sample is always either rolled up or pending. The metrics, when given, are
+// announced on SamplesChannel when the transaction commits.
+func (s *Store) WriteSamples(ctx context.Context, samples []Sample, metrics ...string) error {
 	if len(samples) == 0 {
 		return nil
 	}
@@ -130,6 +155,11 @@ func (s *Store) WriteSamples(ctx context.Context, samples []Sample) error {
 		if len(minuteList) > 0 {
 			if _, err := tx.Exec(ctx, insertPending, minuteList); err != nil {
 				return fmt.Errorf("mark rollup buckets: %w", err)
+			}
+		}
+		if len(metrics) > 0 {
+			if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, SamplesChannel, NotifyPayload(metrics)); err != nil {
+				return fmt.Errorf("announce samples: %w", err)
 			}
 		}
 		return nil

@@ -71,7 +71,7 @@ func TestUpDownUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range st {
-		if !s.Applied || s.Flavour != migrations.Plain {
+		if !s.Applied || s.Flavour != r.Flavour() {
 			t.Errorf("after up, %04d_%s: applied=%v flavour=%q", s.Version, s.Name, s.Applied, s.Flavour)
 		}
 	}

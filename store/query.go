@@ -72,6 +72,12 @@ func (s *Store) QuerySeries(ctx context.Context, q SeriesQuery) ([]Series, error
 	return s.querySeries(ctx, q, sourceAuto)
 }
 
+// QuerySeriesRaw answers q from the raw samples whatever its step: the reference
+// the rollups are checked against, in tests and in the query benchmark.
+func (s *Store) QuerySeriesRaw(ctx context.Context, q SeriesQuery) ([]Series, error) {
+	return s.querySeries(ctx, q, sourceRaw)
+}
+
 // source lets tests force the raw samples, to compare rollup answers with them.
 type source int
 

@@ -146,10 +146,7 @@ func (s *Store) WriteSamples(ctx context.Context, samples []Sample, metrics ...s
 		minuteList = append(minuteList, m)
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"samples"}, sampleColumns, pgx.CopyFromSlice(len(samples), func(i int) ([]any, error) {
-			return []any{samples[i].Time, samples[i].SeriesID, samples[i].Value}, nil
-		}))
-		if err != nil {
+		if err := s.copySamples(ctx, tx, samples); err != nil {
 			return fmt.Errorf("copy samples: %w", err)
 		}
 		if len(minuteList) > 0 {
@@ -167,5 +164,36 @@ func (s *Store) WriteSamples(ctx context.Context, samples []Sample, metrics ...s
 	if isMissingPartition(err) {
 		s.partitions.reset()
 	}
+	return err
+}
+
+const insertSamples = `INSERT INTO samples (time, series_id, value) SELECT * FROM unnest($1::timestamptz[], $2::bigint[], $3::float8[])`
+
+// insertBatch keeps each INSERT's message small: pglite-socket hands PGlite every
+// TCP read as it comes, so a message split across reads breaks the protocol.
+const insertBatch = 500
+
+// copySamples writes samples with COPY, or with one INSERT of arrays where the
+// server cannot COPY FROM STDIN.
+func (s *Store) copySamples(ctx context.Context, tx pgx.Tx, samples []Sample) error {
+	if s.noCopy {
+		for len(samples) > insertBatch {
+			if err := s.copySamples(ctx, tx, samples[:insertBatch]); err != nil {
+				return err
+			}
+			samples = samples[insertBatch:]
+		}
+		times := make([]time.Time, len(samples))
+		ids := make([]int64, len(samples))
+		values := make([]float64, len(samples))
+		for i, smp := range samples {
+			times[i], ids[i], values[i] = smp.Time, smp.SeriesID, smp.Value
+		}
+		_, err := tx.Exec(ctx, insertSamples, times, ids, values)
+		return err
+	}
+	_, err := tx.CopyFrom(ctx, pgx.Identifier{"samples"}, sampleColumns, pgx.CopyFromSlice(len(samples), func(i int) ([]any, error) {
+		return []any{samples[i].Time, samples[i].SeriesID, samples[i].Value}, nil
+	}))
 	return err
 }

@@ -19,6 +19,7 @@ var ErrNotFound = errors.New("not found")
 type Store struct {
 	pool       *pgxpool.Pool
 	timescale  bool
+	noCopy     bool // PGlite: COPY FROM STDIN crashes its wire protocol
 	partitions partitionCache
 }
 
@@ -51,7 +52,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 // may have created the extension).
 func (s *Store) DetectCapabilities(ctx context.Context) error {
 	err := s.pool.QueryRow(ctx,
-		`SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')`).Scan(&s.timescale)
+		`SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'), version() LIKE '%Emscripten%'`).Scan(&s.timescale, &s.noCopy)
 	if err != nil {
 		return fmt.Errorf("detect timescaledb: %w", err)
 	}

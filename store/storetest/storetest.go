@@ -37,6 +37,9 @@ type DB struct {
 
 // Create makes an empty database named after prefix and returns it; Drop removes it.
 func Create(ctx context.Context, prefix string) (*DB, error) {
+	if singleDB() {
+		return resetSingleDB(ctx)
+	}
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	name := fmt.Sprintf("amas_test_%s_%s", sanitize(prefix), hex.EncodeToString(b[:]))
@@ -58,6 +61,9 @@ func Create(ctx context.Context, prefix string) (*DB, error) {
 
 // Drop removes the database, closing any connection still open to it.
 func (d *DB) Drop(ctx context.Context) error {
+	if singleDB() {
+		return nil
+	}
 	conn, err := pgx.Connect(ctx, AdminURL())
 	if err != nil {
 		return err

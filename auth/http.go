@@ -23,14 +23,23 @@ func (s *Service) Authenticate(r *http.Request) (Principal, error) {
 		}
 		return s.CheckToken(r.Context(), strings.TrimSpace(token))
 	}
-	c, err := r.Cookie(s.opts.CookieName)
-	if err != nil || c.Value == "" {
+	session := s.SessionToken(r)
+	if session == "" {
 		return Principal{}, ErrUnauthenticated
 	}
 	if err := CheckCSRF(r); err != nil {
 		return Principal{}, err
 	}
-	return s.CheckSession(r.Context(), c.Value)
+	return s.CheckSession(r.Context(), session)
+}
+
+// SessionToken returns the session secret of r's cookie; empty without one.
+func (s *Service) SessionToken(r *http.Request) string {
+	c, err := r.Cookie(s.opts.CookieName)
+	if err != nil {
+		return ""
+	}
+	return c.Value
 }
 
 type authErrorKey struct{}

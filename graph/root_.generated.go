@@ -22,6 +22,8 @@ func NewExecutableSchema(cfg Config) graphql.ExecutableSchema {
 type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
+	Agent() AgentResolver
+	AgentCollector() AgentCollectorResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Series() SeriesResolver
@@ -32,6 +34,27 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	Agent struct {
+		Collectors      func(childComplexity int) int
+		DroppedPoints   func(childComplexity int) int
+		FirstSeen       func(childComplexity int) int
+		Host            func(childComplexity int) int
+		IP              func(childComplexity int) int
+		IntervalSeconds func(childComplexity int) int
+		LastSeen        func(childComplexity int) int
+		OS              func(childComplexity int) int
+		SpoolBytes      func(childComplexity int) int
+		Up              func(childComplexity int) int
+		Version         func(childComplexity int) int
+	}
+
+	AgentCollector struct {
+		LastError func(childComplexity int) int
+		LastRun   func(childComplexity int) int
+		Name      func(childComplexity int) int
+		Up        func(childComplexity int) int
+	}
+
 	MetricCatalogPage struct {
 		Items func(childComplexity int) int
 		Total func(childComplexity int) int
@@ -58,6 +81,7 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
+		Agents        func(childComplexity int) int
 		Me            func(childComplexity int) int
 		MetricCatalog func(childComplexity int, match *string, limit *int, offset *int) int
 		MetricInfo    func(childComplexity int, metric string) int
@@ -110,6 +134,98 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "Agent.collectors":
+		if e.ComplexityRoot.Agent.Collectors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Agent.Collectors(childComplexity), true
+	case "Agent.droppedPoints":
+		if e.ComplexityRoot.Agent.DroppedPoints == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Agent.DroppedPoints(childComplexity), true
+	case "Agent.firstSeen":
+		if e.ComplexityRoot.Agent.FirstSeen == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Agent.FirstSeen(childComplexity), true
+	case "Agent.host":
+		if e.ComplexityRoot.Agent.Host == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Agent.Host(childComplexity), true
+	case "Agent.ip":
+		if e.ComplexityRoot.Agent.IP == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Agent.IP(childComplexity), true
+	case "Agent.intervalSeconds":
+		if e.ComplexityRoot.Agent.IntervalSeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Agent.IntervalSeconds(childComplexity), true
+	case "Agent.lastSeen":
+		if e.ComplexityRoot.Agent.LastSeen == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Agent.LastSeen(childComplexity), true
+	case "Agent.os":
+		if e.ComplexityRoot.Agent.OS == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Agent.OS(childComplexity), true
+	case "Agent.spoolBytes":
+		if e.ComplexityRoot.Agent.SpoolBytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Agent.SpoolBytes(childComplexity), true
+	case "Agent.up":
+		if e.ComplexityRoot.Agent.Up == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Agent.Up(childComplexity), true
+	case "Agent.version":
+		if e.ComplexityRoot.Agent.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Agent.Version(childComplexity), true
+
+	case "AgentCollector.lastError":
+		if e.ComplexityRoot.AgentCollector.LastError == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AgentCollector.LastError(childComplexity), true
+	case "AgentCollector.lastRun":
+		if e.ComplexityRoot.AgentCollector.LastRun == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AgentCollector.LastRun(childComplexity), true
+	case "AgentCollector.name":
+		if e.ComplexityRoot.AgentCollector.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AgentCollector.Name(childComplexity), true
+	case "AgentCollector.up":
+		if e.ComplexityRoot.AgentCollector.Up == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AgentCollector.Up(childComplexity), true
 
 	case "MetricCatalogPage.items":
 		if e.ComplexityRoot.MetricCatalogPage.Items == nil {
@@ -202,6 +318,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Point.V(childComplexity), true
+
+	case "Query.agents":
+		if e.ComplexityRoot.Query.Agents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Agents(childComplexity), true
 
 	case "Query.me":
 		if e.ComplexityRoot.Query.Me == nil {
@@ -474,6 +597,44 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
+	{Name: "../schema/agents.graphqls", Input: `# Agents: the hosts running ` + "`" + `amas agent` + "`" + `, as their latest heartbeats describe them.
+
+extend type Query {
+  "Every agent that ever sent a heartbeat, sorted by host."
+  agents: [Agent!]!
+}
+
+type Agent {
+  host: String!
+  ip: String!
+  "Version of the amas binary the agent runs."
+  version: String!
+  os: String!
+  "When the latest heartbeat arrived."
+  lastSeen: Time!
+  "When the first heartbeat arrived."
+  firstSeen: Time!
+  "False once the agent has missed 3 heartbeats in a row."
+  up: Boolean!
+  "How often the agent sends a heartbeat."
+  intervalSeconds: Int!
+  collectors: [AgentCollector!]!
+  "Bytes of points waiting in the agent's local spool (server unreachable or slow)."
+  spoolBytes: Int!
+  "Points the agent dropped because its spool was full."
+  droppedPoints: Int!
+}
+
+type AgentCollector {
+  name: String!
+  "False when the collector's last run failed."
+  up: Boolean!
+  "Why the last run failed; null when it succeeded."
+  lastError: String
+  "When the collector last ran; null before its first run."
+  lastRun: Time
+}
+`, BuiltIn: false},
 	{Name: "../schema/auth.graphqls", Input: `# Signing in and out.
 
 extend type Query {
@@ -655,6 +816,48 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // childFields_* functions provide shared child field context lookups.
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
+
+func (ec *executionContext) childFields_Agent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "host":
+		return ec.fieldContext_Agent_host(ctx, field)
+	case "ip":
+		return ec.fieldContext_Agent_ip(ctx, field)
+	case "version":
+		return ec.fieldContext_Agent_version(ctx, field)
+	case "os":
+		return ec.fieldContext_Agent_os(ctx, field)
+	case "lastSeen":
+		return ec.fieldContext_Agent_lastSeen(ctx, field)
+	case "firstSeen":
+		return ec.fieldContext_Agent_firstSeen(ctx, field)
+	case "up":
+		return ec.fieldContext_Agent_up(ctx, field)
+	case "intervalSeconds":
+		return ec.fieldContext_Agent_intervalSeconds(ctx, field)
+	case "collectors":
+		return ec.fieldContext_Agent_collectors(ctx, field)
+	case "spoolBytes":
+		return ec.fieldContext_Agent_spoolBytes(ctx, field)
+	case "droppedPoints":
+		return ec.fieldContext_Agent_droppedPoints(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Agent", field.Name)
+}
+
+func (ec *executionContext) childFields_AgentCollector(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_AgentCollector_name(ctx, field)
+	case "up":
+		return ec.fieldContext_AgentCollector_up(ctx, field)
+	case "lastError":
+		return ec.fieldContext_AgentCollector_lastError(ctx, field)
+	case "lastRun":
+		return ec.fieldContext_AgentCollector_lastRun(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AgentCollector", field.Name)
+}
 
 func (ec *executionContext) childFields_MetricCatalogPage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {

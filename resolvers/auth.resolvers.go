@@ -7,19 +7,50 @@ package resolvers
 
 import (
 	"context"
-	"fmt"
 
+	"github.com/amas-eye/amas/auth"
 	"github.com/amas-eye/amas/graph/model"
+	"github.com/amas-eye/amas/resolvers/scalar"
 )
 
 func (r *mutationResolver) Login(ctx context.Context, username string, password string) (*model.User, error) {
-	panic(fmt.Errorf("not implemented: Login - login"))
+	ex, ok := httpFrom(ctx)
+	if !ok {
+		return nil, scalar.Inputf("login works only in an HTTP POST: a websocket cannot set the session cookie")
+	}
+	// Login carries no cookie yet, so Authenticate's CSRF check never saw it.
+	if err := auth.CheckCSRF(ex.r); err != nil {
+		return nil, err
+	}
+	session, p, err := r.cfg.Sessions.Login(ctx, username, password, ex.r.RemoteAddr)
+	if err != nil {
+		return nil, err
+	}
+	r.cfg.Cookies.SetSessionCookie(ex.w, session)
+	return userOf(p), nil
 }
 
 func (r *mutationResolver) Logout(ctx context.Context) (bool, error) {
-	panic(fmt.Errorf("not implemented: Logout - logout"))
+	if p, ok := auth.FromContext(ctx); ok && p.TokenID != 0 {
+		return true, nil
+	}
+	ex, ok := httpFrom(ctx)
+	if !ok {
+		return false, scalar.Inputf("logout works only in an HTTP POST: a websocket cannot clear the session cookie")
+	}
+	if session := r.cfg.Cookies.SessionToken(ex.r); session != "" {
+		if err := r.cfg.Sessions.Logout(ctx, session); err != nil {
+			return false, err
+		}
+	}
+	r.cfg.Cookies.ClearSessionCookie(ex.w)
+	return true, nil
 }
 
 func (r *queryResolver) Me(ctx context.Context) (*model.User, error) {
-	panic(fmt.Errorf("not implemented: Me - me"))
+	p, ok := auth.FromContext(ctx)
+	if !ok {
+		return nil, nil
+	}
+	return userOf(p), nil
 }

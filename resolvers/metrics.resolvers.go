@@ -7,51 +7,88 @@ package resolvers
 
 import (
 	"context"
-	"fmt"
+	"errors"
 
 	"github.com/amas-eye/amas/graph"
 	"github.com/amas-eye/amas/graph/model"
+	"github.com/amas-eye/amas/resolvers/scalar"
 	"github.com/amas-eye/amas/store"
 )
 
 func (r *mutationResolver) UpdateMetricMeta(ctx context.Context, metric string, description *string, unit *string) (*store.MetricInfo, error) {
-	panic(fmt.Errorf("not implemented: UpdateMetricMeta - updateMetricMeta"))
+	current, err := r.cfg.Catalog.MetricInfo(ctx, metric)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, scalar.Inputf("unknown metric %q", metric)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if description == nil {
+		description = &current.Description
+	}
+	if unit == nil {
+		unit = &current.Unit
+	}
+	info, err := r.cfg.Catalog.UpdateMetricMeta(ctx, metric, *description, *unit)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, scalar.Inputf("unknown metric %q", metric)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &info, nil
 }
 
 func (r *queryResolver) Metrics(ctx context.Context, match *string, limit *int) ([]string, error) {
-	panic(fmt.Errorf("not implemented: Metrics - metrics"))
+	n, err := listLimit(limit)
+	if err != nil {
+		return nil, err
+	}
+	return r.cfg.Names.Metrics(ctx, deref(match), n)
 }
 
 func (r *queryResolver) TagKeys(ctx context.Context, metric string) ([]string, error) {
-	panic(fmt.Errorf("not implemented: TagKeys - tagKeys"))
+	return r.cfg.Names.TagKeys(ctx, metric)
 }
 
 func (r *queryResolver) TagValues(ctx context.Context, metric string, key string, match *string) ([]string, error) {
-	panic(fmt.Errorf("not implemented: TagValues - tagValues"))
+	return r.cfg.Names.TagValues(ctx, metric, key, deref(match))
 }
 
 func (r *queryResolver) Series(ctx context.Context, query model.SeriesQuery) ([]store.Series, error) {
-	panic(fmt.Errorf("not implemented: Series - series"))
+	return r.querySeries(ctx, r.seriesQuery(query))
 }
 
 func (r *queryResolver) MetricInfo(ctx context.Context, metric string) (*store.MetricInfo, error) {
-	panic(fmt.Errorf("not implemented: MetricInfo - metricInfo"))
+	return r.metricInfo(ctx, metric)
 }
 
 func (r *queryResolver) MetricCatalog(ctx context.Context, match *string, limit *int, offset *int) (*model.MetricCatalogPage, error) {
-	panic(fmt.Errorf("not implemented: MetricCatalog - metricCatalog"))
+	n, err := listLimit(limit)
+	if err != nil {
+		return nil, err
+	}
+	skip, err := listOffset(offset)
+	if err != nil {
+		return nil, err
+	}
+	items, total, err := r.cfg.Catalog.MetricCatalog(ctx, deref(match), n, skip)
+	if err != nil {
+		return nil, err
+	}
+	return &model.MetricCatalogPage{Items: items, Total: total}, nil
 }
 
 func (r *seriesResolver) Tags(ctx context.Context, obj *store.Series) ([]model.Tag, error) {
-	panic(fmt.Errorf("not implemented: Tags - tags"))
+	return tagList(obj.Tags), nil
 }
 
 func (r *seriesResolver) Info(ctx context.Context, obj *store.Series) (*store.MetricInfo, error) {
-	panic(fmt.Errorf("not implemented: Info - info"))
+	return r.metricInfo(ctx, obj.Metric)
 }
 
 func (r *subscriptionResolver) LiveSeries(ctx context.Context, query model.SeriesQuery) (<-chan []store.Series, error) {
-	panic(fmt.Errorf("not implemented: LiveSeries - liveSeries"))
+	return r.cfg.Live.Subscribe(ctx, r.seriesQuery(query))
 }
 
 func (r *Resolver) Mutation() graph.MutationResolver { return &mutationResolver{r} }

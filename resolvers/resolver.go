@@ -12,6 +12,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/amas-eye/amas/auth"
 	"github.com/amas-eye/amas/store"
@@ -41,6 +42,11 @@ type StatsReader interface {
 	Stats(ctx context.Context) (store.StoreStats, error)
 }
 
+// AgentLister lists the agents that sent heartbeats (store.Store).
+type AgentLister interface {
+	Agents(ctx context.Context) ([]store.Agent, error)
+}
+
 // Sessions signs users in and out (auth.Service).
 type Sessions interface {
 	Login(ctx context.Context, username, password, remoteAddr string) (string, auth.Principal, error)
@@ -61,13 +67,14 @@ type LiveSeries interface {
 }
 
 // Config holds the resolvers' dependencies. All are required except Log
-// (discarded when nil) and IngestRate (zero when nil).
+// (discarded when nil), IngestRate (zero when nil) and Now (time.Now when nil).
 type Config struct {
 	Series  SeriesQuerier
 	Names   MetricNames
 	Catalog MetricCatalog
 	Stats   StatsReader
 	Live    LiveSeries
+	Agents  AgentLister
 
 	Sessions Sessions
 	Cookies  SessionCookies
@@ -78,6 +85,8 @@ type Config struct {
 	// MaxPoints bounds the points of one series field; zero means
 	// store.DefaultMaxPoints.
 	MaxPoints int
+	// Now is the clock that decides whether an agent is up.
+	Now func() time.Time
 
 	Log *slog.Logger
 }
@@ -96,6 +105,9 @@ func New(cfg Config) *Resolver {
 	}
 	if cfg.IngestRate == nil {
 		cfg.IngestRate = func() float64 { return 0 }
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.MaxPoints <= 0 {
 		cfg.MaxPoints = store.DefaultMaxPoints

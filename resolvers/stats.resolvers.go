@@ -7,11 +7,18 @@ package resolvers
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/amas-eye/amas/graph/model"
 )
 
 func (r *queryResolver) Stats(ctx context.Context) (*model.Stats, error) {
-	panic(fmt.Errorf("not implemented: Stats - stats"))
+	st, err := r.cfg.Stats.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &model.Stats{
+		SeriesCount:              int(st.SeriesCount),
+		MetricCount:              int(st.MetricCount),
+		SamplesIngestedPerSecond: r.cfg.IngestRate(),
+	}, nil
 }

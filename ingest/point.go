@@ -4,6 +4,7 @@
 package ingest
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -44,19 +45,50 @@ func ValidName(s string) bool {
 	return true
 }
 
+// Reasons a point is rejected, the label values of the rejected-points metrics.
+const (
+	ReasonMetric    = "invalid_metric"
+	ReasonTag       = "invalid_tag"
+	ReasonTooMany   = "too_many_tags"
+	ReasonValue     = "invalid_value"
+	ReasonTimestamp = "invalid_timestamp"
+)
+
+// RejectError is why a point was refused: a message in OpenTSDB's words and the
+// reason it is counted under.
+type RejectError struct {
+	Reason  string
+	Message string
+}
+
+func (e *RejectError) Error() string { return e.Message }
+
+func reject(reason, format string, args ...any) error {
+	return &RejectError{Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
+
+// ReasonOf is the reason err was rejected for, "malformed" when it does not say.
+func ReasonOf(err error) string {
+	var r *RejectError
+	if errors.As(err, &r) {
+		return r.Reason
+	}
+	return "malformed"
+}
+
 // checkName returns an OpenTSDB-worded error for an invalid name of the given kind
 // ("metric name", "tag name", "tag value").
-func (l Limits) checkName(kind, s string) error {
+func (l Limits) checkName(reason, kind, s string) error {
 	if s == "" {
-		return fmt.Errorf("Empty string for %s", kind)
+		return reject(reason, "Empty string for %s", kind)
 	}
 	if len(s) > l.MaxNameLength {
-		return fmt.Errorf("Invalid %s (\"%.40s...\"): longer than %d bytes", kind, s, l.MaxNameLength)
+		return reject(reason, "Invalid %s (\"%.40s...\"): longer than %d bytes", kind, s, l.MaxNameLength)
 	}
 	if !ValidName(s) {
 		for _, r := range s {
 			if !(r == '-' || r == '_' || r == '.' || r == '/' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
-				return fmt.Errorf("Invalid %s (\"%s\"): illegal character: %q", kind, s, r)
+				return reject(reason, "Invalid %s (\"%s\"): illegal character: %q", kind, s, r)
 			}
 		}
 	}
@@ -66,28 +98,28 @@ func (l Limits) checkName(kind, s string) error {
 // Validate checks a point as OpenTSDB does, plus Amas's limits. The errors use
 // OpenTSDB's words, since its clients show them to users.
 func (l Limits) Validate(p Point) error {
-	if err := l.checkName("metric name", p.Metric); err != nil {
+	if err := l.checkName(ReasonMetric, "metric name", p.Metric); err != nil {
 		return err
 	}
 	if len(p.Tags) == 0 {
-		return fmt.Errorf("Need at least one tag (metric=%s)", p.Metric)
+		return reject(ReasonTag, "Need at least one tag (metric=%s)", p.Metric)
 	}
 	if len(p.Tags) > l.MaxTagsPerPoint {
-		return fmt.Errorf("Too many tags: %d maximum allowed: %d", len(p.Tags), l.MaxTagsPerPoint)
+		return reject(ReasonTooMany, "Too many tags: %d maximum allowed: %d", len(p.Tags), l.MaxTagsPerPoint)
 	}
 	for k, v := range p.Tags {
-		if err := l.checkName("tag name", k); err != nil {
+		if err := l.checkName(ReasonTag, "tag name", k); err != nil {
 			return err
 		}
-		if err := l.checkName("tag value", v); err != nil {
+		if err := l.checkName(ReasonTag, "tag value", v); err != nil {
 			return err
 		}
 	}
 	if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
-		return fmt.Errorf("Invalid value: %v (NaN and infinity are not stored)", p.Value)
+		return reject(ReasonValue, "Invalid value: %v (NaN and infinity are not stored)", p.Value)
 	}
 	if p.Time.IsZero() {
-		return fmt.Errorf("Missing timestamp")
+		return reject(ReasonTimestamp, "Missing timestamp")
 	}
 	return nil
 }
@@ -97,12 +129,12 @@ func (l Limits) Validate(p Point) error {
 // millisecond precision ("1356998400.123").
 func ParseTimestamp(s string) (time.Time, error) {
 	if s == "" {
-		return time.Time{}, fmt.Errorf("Missing timestamp")
+		return time.Time{}, reject(ReasonTimestamp, "Missing timestamp")
 	}
 	if i := strings.IndexByte(s, '.'); i >= 0 {
 		secs, frac := s[:i], s[i+1:]
 		if len(secs) == 0 || len(secs) > 10 || len(frac) == 0 || len(frac) > 3 || !digits(secs) || !digits(frac) {
-			return time.Time{}, fmt.Errorf("Invalid timestamp: %s", s)
+			return time.Time{}, reject(ReasonTimestamp, "Invalid timestamp: %s", s)
 		}
 		for len(frac) < 3 {
 			frac += "0"
@@ -111,15 +143,15 @@ func ParseTimestamp(s string) (time.Time, error) {
 	}
 	if !digits(s) {
 		if strings.HasPrefix(s, "-") {
-			return time.Time{}, fmt.Errorf("Invalid timestamp: %s (negative)", s)
+			return time.Time{}, reject(ReasonTimestamp, "Invalid timestamp: %s (negative)", s)
 		}
-		return time.Time{}, fmt.Errorf("Invalid timestamp: %s", s)
+		return time.Time{}, reject(ReasonTimestamp, "Invalid timestamp: %s", s)
 	}
 	var n int64
 	for _, c := range s {
 		n = n*10 + int64(c-'0')
 		if n > 1<<53 {
-			return time.Time{}, fmt.Errorf("Invalid timestamp: %s (too large)", s)
+			return time.Time{}, reject(ReasonTimestamp, "Invalid timestamp: %s (too large)", s)
 		}
 	}
 	return TimestampFromInt(n)
@@ -130,13 +162,13 @@ func ParseTimestamp(s string) (time.Time, error) {
 func TimestampFromInt(n int64) (time.Time, error) {
 	switch {
 	case n < 0:
-		return time.Time{}, fmt.Errorf("Invalid timestamp: %d (negative)", n)
+		return time.Time{}, reject(ReasonTimestamp, "Invalid timestamp: %d (negative)", n)
 	case n <= 9_999_999_999:
 		return time.Unix(n, 0).UTC(), nil
 	case n <= 9_999_999_999_999:
 		return time.UnixMilli(n).UTC(), nil
 	default:
-		return time.Time{}, fmt.Errorf("Invalid timestamp: %d (more than 13 digits)", n)
+		return time.Time{}, reject(ReasonTimestamp, "Invalid timestamp: %d (more than 13 digits)", n)
 	}
 }
 

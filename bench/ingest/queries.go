@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/amas-eye/amas/app"
+	"github.com/amas-eye/amas/store"
+)
+
+// queryResult holds the latency percentiles of the series query benchmark.
+type queryResult struct {
+	rawP50, rawP99, rollupP50, rollupP99 float64 // milliseconds
+}
+
+// chartStep is the step that cuts one day into about 500 points on a whole
+// minute, so the query can be answered from the 1-minute rollup.
+const chartStep = 3 * time.Minute
+
+// benchQueries times the series query a dashboard sends for a day of the HTTP
+// path's data: every series averaged into one line of about 500 points, answered
+// from the raw samples and from the rollups. The rollup role's work is done
+// first and timed too, since it is what the rollup answer costs at ingest.
+func benchQueries(ctx context.Context, a *app.App, o options, day time.Time) (queryResult, error) {
+	st := a.Store().Store
+	start := time.Now()
+	minutes := 0
+	for {
+		n, err := st.RollupPending(ctx, 24*60)
+		if err != nil {
+			return queryResult{}, fmt.Errorf("roll up: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+		minutes += n
+	}
+	fmt.Printf("rollup of the ingested data: %d minutes in %s\n\n", minutes, time.Since(start).Round(time.Millisecond))
+
+	q := store.SeriesQuery{
+		Metric: "bench.http", Aggregate: store.AggAvg,
+		From: day, To: day.Add(o.span), Step: chartStep,
+	}
+	check, err := st.QuerySeries(ctx, q)
+	if err != nil {
+		return queryResult{}, err
+	}
+	if len(check) != 1 || len(check[0].Points) != int(o.span/chartStep) {
+		return queryResult{}, fmt.Errorf("query answered %d series, want 1 of %d points", len(check), o.span/chartStep)
+	}
+	rawRuns := max(o.queryRuns/5, 5) // a raw answer reads every sample: fewer runs
+	rawP50, rawP99, err := latency(ctx, rawRuns, func(ctx context.Context) error {
+		_, err := st.QuerySeriesRaw(ctx, q)
+		return err
+	})
+	if err != nil {
+		return queryResult{}, err
+	}
+	rollupP50, rollupP99, err := latency(ctx, o.queryRuns, func(ctx context.Context) error {
+		_, err := st.QuerySeries(ctx, q)
+		return err
+	})
+	if err != nil {
+		return queryResult{}, err
+	}
+	fmt.Printf("series query: avg of %d series over %s, step %s (%d points)\n", o.series, o.span, chartStep, o.span/chartStep)
+	fmt.Printf("%-34s %6s %10s %10s\n", "source", "runs", "p50 ms", "p99 ms")
+	fmt.Printf("%-34s %6d %10.1f %10.1f\n", "raw samples", rawRuns, rawP50, rawP99)
+	fmt.Printf("%-34s %6d %10.1f %10.1f\n\n", "1-minute rollup", o.queryRuns, rollupP50, rollupP99)
+	return queryResult{rawP50: rawP50, rawP99: rawP99, rollupP50: rollupP50, rollupP99: rollupP99}, nil
+}
+
+// latency runs fn once to warm caches, then runs times and returns the p50 and
+// p99 of the durations in milliseconds (nearest rank).
+func latency(ctx context.Context, runs int, fn func(context.Context) error) (p50, p99 float64, err error) {
+	if err := fn(ctx); err != nil {
+		return 0, 0, err
+	}
+	ms := make([]float64, runs)
+	for i := range ms {
+		start := time.Now()
+		if err := fn(ctx); err != nil {
+			return 0, 0, err
+		}
+		ms[i] = float64(time.Since(start).Microseconds()) / 1000
+	}
+	slices.Sort(ms)
+	rank := func(p float64) float64 { return ms[min(len(ms)-1, int(p*float64(len(ms))+0.999999)-1)] }
+	return rank(0.50), rank(0.99), nil
+}

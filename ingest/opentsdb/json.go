@@ -1,0 +1,158 @@
+package opentsdb
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/amas-eye/amas/ingest"
+)
+
+// jsonPoint is a data point of /api/put as sent. Timestamp and value are kept
+// raw because OpenTSDB accepts both as JSON numbers and as strings.
+type jsonPoint struct {
+	Metric    string            `json:"metric"`
+	Timestamp json.RawMessage   `json:"timestamp"`
+	Value     json.RawMessage   `json:"value"`
+	Tags      map[string]string `json:"tags"`
+}
+
+// PointError is a refused data point of an /api/put body: the point as sent and
+// why, as OpenTSDB's ?details lists them.
+type PointError struct {
+	Datapoint json.RawMessage `json:"datapoint"`
+	Error     string          `json:"error"`
+	reason    string
+}
+
+// DecodeJSON reads an /api/put body: one data point object or an array of them.
+// Valid points are returned in order; each invalid one becomes a PointError and
+// does not stop the others. err is set only when the body is not JSON of that
+// shape, and then nothing is returned.
+func DecodeJSON(r io.Reader, limits ingest.Limits) (pts []ingest.Point, errs []PointError, err error) {
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	body = bytes.TrimSpace(body)
+	var batch []jsonPoint
+	switch {
+	case len(body) == 0:
+		return nil, nil, errors.New("the request body is empty; send a data point object or an array of them")
+	case body[0] == '[':
+		if err := json.Unmarshal(body, &batch); err != nil {
+			return decodeEach(body, limits, err)
+		}
+	case body[0] == '{':
+		batch = make([]jsonPoint, 1)
+		if err := json.Unmarshal(body, &batch[0]); err != nil {
+			return decodeEach(body, limits, err)
+		}
+	default:
+		return nil, nil, fmt.Errorf("unable to parse the request body as JSON: want an object or an array, found %q", body[0])
+	}
+	pts = make([]ingest.Point, 0, len(batch))
+	for i := range batch {
+		p, err := batch[i].point(limits)
+		if err != nil {
+			sent, _ := json.Marshal(&batch[i])
+			errs = append(errs, PointError{Datapoint: sent, Error: err.Error(), reason: ingest.ReasonOf(err)})
+			continue
+		}
+		pts = append(pts, p)
+	}
+	return pts, errs, nil
+}
+
+// decodeEach is the slow path for a body that failed to decode as a whole: if
+// it is valid JSON whose elements only have fields of the wrong type, each
+// element is decoded on its own so that only the bad ones are refused.
+func decodeEach(body []byte, limits ingest.Limits, whole error) ([]ingest.Point, []PointError, error) {
+	var raw []json.RawMessage
+	if body[0] == '{' {
+		raw = []json.RawMessage{body}
+	} else if err := json.Unmarshal(body, &raw); err != nil {
+		return nil, nil, fmt.Errorf("unable to parse the request body as JSON: %s", jsonMessage(whole))
+	}
+	var pts []ingest.Point
+	var errs []PointError
+	for _, msg := range raw {
+		var jp jsonPoint
+		if err := json.Unmarshal(msg, &jp); err != nil {
+			if !json.Valid(msg) {
+				return nil, nil, fmt.Errorf("unable to parse the request body as JSON: %s", jsonMessage(err))
+			}
+			errs = append(errs, PointError{Datapoint: msg, Error: "Unable to parse the data point: " + jsonMessage(err), reason: reasonMalformed})
+			continue
+		}
+		p, err := jp.point(limits)
+		if err != nil {
+			errs = append(errs, PointError{Datapoint: msg, Error: err.Error(), reason: ingest.ReasonOf(err)})
+			continue
+		}
+		pts = append(pts, p)
+	}
+	return pts, errs, nil
+}
+
+// point checks jp in the order OpenTSDB's PutDataPointRpc does, with its messages.
+func (jp *jsonPoint) point(limits ingest.Limits) (ingest.Point, error) {
+	reject := func(reason, msg string) (ingest.Point, error) {
+		return ingest.Point{}, &ingest.RejectError{Reason: reason, Message: msg}
+	}
+	if jp.Metric == "" {
+		return reject(ingest.ReasonMetric, "Metric name was empty")
+	}
+	ts, ok := jsonScalar(jp.Timestamp)
+	if !ok || ts == "" {
+		return reject(ingest.ReasonTimestamp, "Invalid timestamp")
+	}
+	t, err := ingest.ParseTimestamp(ts)
+	if err != nil || t.Unix() <= 0 {
+		return reject(ingest.ReasonTimestamp, "Invalid timestamp")
+	}
+	v, ok := jsonScalar(jp.Value)
+	if !ok || v == "" {
+		return reject(ingest.ReasonValue, "Empty value")
+	}
+	if len(jp.Tags) == 0 {
+		return reject(ingest.ReasonTag, "Missing tags")
+	}
+	value, err := parseValue(v)
+	if err != nil {
+		return reject(ingest.ReasonValue, "Unable to parse value to a number")
+	}
+	p := ingest.Point{Metric: jp.Metric, Tags: jp.Tags, Time: t, Value: value}
+	if err := limits.Validate(p); err != nil {
+		return ingest.Point{}, err
+	}
+	return p, nil
+}
+
+// jsonScalar returns a JSON number's text or a JSON string's content.
+func jsonScalar(m json.RawMessage) (string, bool) {
+	switch {
+	case len(m) == 0:
+		return "", false
+	case m[0] == '"':
+		var s string
+		if json.Unmarshal(m, &s) != nil {
+			return "", false
+		}
+		return s, true
+	case m[0] == '-' || (m[0] >= '0' && m[0] <= '9'):
+		return string(m), true
+	}
+	return "", false
+}
+
+// jsonMessage shortens encoding/json's errors to what a client can act on.
+func jsonMessage(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q must be a %s, not a JSON %s", te.Field, te.Type, te.Value)
+	}
+	return err.Error()
+}

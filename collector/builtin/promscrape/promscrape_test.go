@@ -55,7 +55,9 @@ func TestCollectMapsEveryType(t *testing.T) {
 		t.Fatal(err)
 	}
 	inst := strings.ReplaceAll(strings.TrimPrefix(srv.URL, "http://"), ":", "_")
-	tg := func(kv ...string) map[string]string { return pointtest.Tags(append([]string{"instance", inst}, kv...)...) }
+	tg := func(kv ...string) map[string]string {
+		return pointtest.Tags(append([]string{"instance", inst}, kv...)...)
+	}
 	for _, tc := range []struct {
 		name string
 		want []pointtest.Expect

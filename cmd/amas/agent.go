@@ -10,6 +10,7 @@ import (
 
 	"github.com/amas-eye/amas/app"
 	"github.com/amas-eye/amas/collector/agent"
+	"github.com/amas-eye/amas/collector/builtin/registry"
 )
 
 // agentSetting is a setting of `amas agent` that is a flag, an AMAS_AGENT_*
@@ -42,6 +43,7 @@ func agentCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	configFile := fs.String("config", "", "agent.yaml (env "+agentEnv("config")+")")
 	once := fs.Bool("once", false, "run every collector once, ship, and exit")
 	dryRun := fs.Bool("dry-run", false, "with --once: print the put lines that would be sent instead of sending them")
+	listCollectors := fs.Bool("list-collectors", false, "print the kinds of built-in collector agent.yaml can name, and exit")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error (env "+agentEnv("log-level")+")")
 	logFormat := fs.String("log-format", "text", "text or json (env "+agentEnv("log-format")+")")
 	settings := agentSettings()
@@ -51,6 +53,15 @@ func agentCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("agent: unexpected argument %q (settings are flags, e.g. --config agent.yaml)", fs.Arg(0))
+	}
+	if *listCollectors {
+		for _, kind := range registry.Kinds() {
+			fmt.Fprintln(stdout, kind)
+		}
+		return nil
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
@@ -87,7 +98,7 @@ func agentCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cfg.Validate(dry); err != nil {
 		return fmt.Errorf("agent configuration:\n%w", err)
 	}
-	deps := agent.Deps{Version: app.Version, Log: log, Load: load}
+	deps := agent.Deps{Factory: registry.Build, Version: app.Version, Log: log, Load: load}
 	if dry {
 		return agent.DryRun(ctx, cfg, deps, stdout)
 	}

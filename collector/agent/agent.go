@@ -184,6 +184,7 @@ func (a *Agent) logFlushError(err error) {
 // CollectOnce runs every collector once and ships the result (--once).
 func (a *Agent) CollectOnce(ctx context.Context) error {
 	defer a.spool.Close()
+	defer a.scheduler.Close()
 	a.collectOnce(ctx)
 	if err := a.batcher.Flush(); err != nil {
 		return err
@@ -223,6 +224,7 @@ func DryRun(ctx context.Context, cfg Config, deps Deps, out io.Writer) error {
 	if err := a.scheduler.Apply(cfg.Collectors); err != nil {
 		return err
 	}
+	defer a.scheduler.Close()
 	a.collectOnce(ctx)
 	if err := a.batcher.Flush(); err != nil {
 		return err

@@ -33,6 +33,7 @@ type Config struct {
 
 	// Collectors are the built-in collectors by name. The name is also the
 	// kind unless Kind is set, so one kind can run twice (two MySQL servers).
+	// Left out of agent.yaml, it is DefaultCollectors.
 	Collectors map[string]CollectorConfig `yaml:"collectors"`
 }
 
@@ -96,7 +97,8 @@ const (
 // DefaultConfig is the configuration of an empty agent.yaml.
 func DefaultConfig() Config {
 	return Config{
-		Spool: SpoolConfig{Dir: defaultSpoolDir(), MaxBytes: DefaultSpoolMaxBytes},
+		Collectors: DefaultCollectors(),
+		Spool:      SpoolConfig{Dir: defaultSpoolDir(), MaxBytes: DefaultSpoolMaxBytes},
 		Shipping: ShippingConfig{
 			BatchSize: DefaultBatchSize, FlushInterval: DefaultFlushInterval,
 			Timeout: DefaultShipTimeout, MaxBackoff: DefaultShipMaxBackoff,
@@ -107,6 +109,12 @@ func DefaultConfig() Config {
 			RescanInterval: DefaultRescanInterval, KillGrace: DefaultKillGrace, MaxBackoff: DefaultScriptMaxBackoff,
 		},
 	}
+}
+
+// DefaultCollectors run when agent.yaml has no collectors section: the host's
+// own metrics and sys.machine.alive, which need no target.
+func DefaultCollectors() map[string]CollectorConfig {
+	return map[string]CollectorConfig{"os": {}, "alive": {}}
 }
 
 // defaultSpoolDir is /var/lib/amas/agent-spool for root (a system service) and a
@@ -129,10 +137,16 @@ func LoadFile(path string) (Config, error) {
 	if err != nil {
 		return cfg, fmt.Errorf("agent config: %w", err)
 	}
+	// Decoding merges into a map, so the defaults must not be in it: a file
+	// listing only mysql runs only mysql.
+	cfg.Collectors = nil
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return cfg, fmt.Errorf("agent config %s: %w", path, err)
+	}
+	if cfg.Collectors == nil {
+		cfg.Collectors = DefaultCollectors()
 	}
 	return cfg, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,12 +38,13 @@ type fakeServer struct {
 	*httptest.Server
 	t *testing.T
 
-	mu         sync.Mutex
-	replies    []reply // consumed one per request; then 204
-	batches    [][]putPoint
-	requests   int
-	heartbeats chan map[string]any
-	delivered  chan struct{} // one per stored batch
+	mu        sync.Mutex
+	replies   []reply // consumed one per request; then 204
+	batches   [][]putPoint
+	requests  int
+	lastHB    map[string]any // the last heartbeat received
+	delivered chan struct{}  // one per stored batch, while it has room
+	down      atomic.Bool    // while set, every request gets 503
 }
 
 type reply struct {
@@ -52,7 +54,7 @@ type reply struct {
 }
 
 func newFakeServer(t *testing.T, replies ...reply) *fakeServer {
-	f := &fakeServer{t: t, replies: replies, heartbeats: make(chan map[string]any, 100), delivered: make(chan struct{}, 1000)}
+	f := &fakeServer{t: t, replies: replies, delivered: make(chan struct{}, 1000)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/put", f.put)
 	mux.HandleFunc("POST "+HeartbeatPath, f.heartbeat)
@@ -78,12 +80,17 @@ func (f *fakeServer) put(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	f.requests++
 	rep := reply{status: http.StatusNoContent}
-	if len(f.replies) > 0 {
+	if f.down.Load() {
+		rep = reply{status: http.StatusServiceUnavailable}
+	} else if len(f.replies) > 0 {
 		rep, f.replies = f.replies[0], f.replies[1:]
 	}
 	if rep.status < 300 {
 		f.batches = append(f.batches, batch)
-		f.delivered <- struct{}{}
+		select {
+		case f.delivered <- struct{}{}:
+		default:
+		}
 	}
 	if rep.retryAfter != "" {
 		w.Header().Set("Retry-After", rep.retryAfter)
@@ -93,12 +100,24 @@ func (f *fakeServer) put(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *fakeServer) heartbeat(w http.ResponseWriter, r *http.Request) {
+	if f.down.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
 	var hb map[string]any
 	if err := json.NewDecoder(r.Body).Decode(&hb); err != nil {
 		f.t.Errorf("heartbeat body: %v", err)
 	}
-	f.heartbeats <- hb
+	f.mu.Lock()
+	f.lastHB = hb
+	f.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func (f *fakeServer) lastHeartbeat() map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lastHB
 }
 
 // stored is every point the server accepted, in arrival order.

@@ -63,14 +63,11 @@ type job struct {
 	name        string
 	kind        string
 	fingerprint string
-	c           collector.Collector
+	inst        *instance // shared with the job it replaced when only the schedule changed
 	interval    time.Duration
 	timeout     time.Duration
 	enabled     atomic.Bool
-	// running is set while a Collect is in flight, possibly abandoned; it
-	// belongs to the instance, so a job rebuilt on reload shares it.
-	running *atomic.Bool
-	stop    context.CancelFunc
+	stop        context.CancelFunc
 
 	mu     sync.Mutex
 	status CollectorStatus
@@ -84,7 +81,8 @@ func NewScheduler(factory Factory, emit func(name string, p collector.Point), no
 
 // Apply makes the configured collectors the running set. A collector whose kind
 // and options did not change keeps its instance (and so its counters for
-// rates); if any new one cannot be built nothing changes.
+// rates); the instances no longer used are closed. If any new one cannot be
+// built nothing changes.
 func (s *Scheduler) Apply(configs map[string]CollectorConfig) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -99,11 +97,23 @@ func (s *Scheduler) Apply(configs map[string]CollectorConfig) error {
 		next[name] = j
 	}
 	if len(errs) > 0 {
+		for _, j := range next {
+			if !s.uses(j.inst) {
+				j.inst.retire()
+			}
+		}
 		return errors.Join(errs...)
+	}
+	kept := make(map[*instance]bool, len(next))
+	for _, j := range next {
+		kept[j.inst] = true
 	}
 	for name, old := range s.jobs {
 		if n := next[name]; n != old {
 			s.stopJob(old)
+		}
+		if !kept[old.inst] {
+			old.inst.retire()
 		}
 	}
 	for _, j := range next {
@@ -132,18 +142,39 @@ func (s *Scheduler) buildJob(name string, cc CollectorConfig) (*job, error) {
 	j.enabled.Store(*cc.Enabled)
 	j.status = CollectorStatus{Name: name, Type: "builtin"}
 	if old != nil && old.fingerprint == fp {
-		j.c, j.running = old.c, old.running
+		j.inst = old.inst
 		j.status = old.snapshot()
 		return j, nil
 	}
 	if s.factory == nil {
 		return nil, fmt.Errorf("collectors.%s: built-in collectors are not available in this build", name)
 	}
-	if j.c, err = s.factory(cc.Kind, cc.Options); err != nil {
+	c, err := s.factory(cc.Kind, cc.Options)
+	if err != nil {
 		return nil, fmt.Errorf("collectors.%s (kind %s): %w", name, cc.Kind, err)
 	}
-	j.running = new(atomic.Bool)
+	j.inst = newInstance(c, s.log)
 	return j, nil
+}
+
+// uses reports whether a current job runs inst.
+func (s *Scheduler) uses(inst *instance) bool {
+	for _, j := range s.jobs {
+		if j.inst == inst {
+			return true
+		}
+	}
+	return false
+}
+
+// Close retires every collector, closing those that hold connections once
+// their last Collect returned. The Scheduler runs nothing afterwards.
+func (s *Scheduler) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, j := range s.jobs {
+		j.inst.retire()
+	}
 }
 
 func fingerprint(cc CollectorConfig) (string, error) {
@@ -175,7 +206,7 @@ func (s *Scheduler) stopJob(j *job) {
 
 // Run starts the collectors and runs them until ctx ends. It then waits for
 // the collectors' calls to return, but at most grace: a collector that ignores
-// its context cannot hold the agent's shutdown.
+// its context cannot hold the agent's shutdown. It closes the collectors.
 func (s *Scheduler) Run(ctx context.Context, grace time.Duration) {
 	s.mu.Lock()
 	s.ctx = ctx
@@ -183,6 +214,7 @@ func (s *Scheduler) Run(ctx context.Context, grace time.Duration) {
 		s.startJob(j)
 	}
 	s.mu.Unlock()
+	defer s.Close()
 	<-ctx.Done()
 	s.loops.Wait()
 	done := make(chan struct{})
@@ -235,7 +267,10 @@ func (s *Scheduler) CollectOnce(ctx context.Context) {
 
 func (s *Scheduler) runOnce(ctx context.Context, j *job) {
 	start := s.now()
-	if !j.running.CompareAndSwap(false, true) {
+	if !j.inst.begin() {
+		if ctx.Err() != nil {
+			return // replaced or shutting down
+		}
 		s.record(j, start, 0, fmt.Errorf("skipped: the previous collection is still running after its %s timeout", j.timeout))
 		return
 	}
@@ -245,7 +280,7 @@ func (s *Scheduler) runOnce(ctx context.Context, j *job) {
 	s.collects.Add(1)
 	go func() {
 		defer s.collects.Done()
-		defer j.running.Store(false)
+		defer j.inst.end()
 		done <- s.collect(cctx, j)
 	}()
 	var err error
@@ -272,7 +307,7 @@ func (s *Scheduler) collect(ctx context.Context, j *job) (err error) {
 			err = fmt.Errorf("panic: %v", r)
 		}
 	}()
-	return j.c.Collect(ctx, func(p collector.Point) { s.emit(j.name, p) })
+	return j.inst.c.Collect(ctx, func(p collector.Point) { s.emit(j.name, p) })
 }
 
 func (s *Scheduler) record(j *job, start time.Time, took time.Duration, err error) {

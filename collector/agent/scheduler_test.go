@@ -182,3 +182,65 @@ func TestSchedulerApply(t *testing.T) {
 		t.Error("cpu still enabled after enabled: false")
 	}
 }
+
+// closingCollector counts its Close calls and can hold a Collect until released.
+type closingCollector struct {
+	funcCollector
+	closed atomic.Int32
+}
+
+func (c *closingCollector) Close() error { c.closed.Add(1); return nil }
+
+// TestSchedulerClosesRetiredCollectors: an instance replaced by a reload, or
+// left at shutdown, is closed once, and only after its Collect returned.
+func TestSchedulerClosesRetiredCollectors(t *testing.T) {
+	inCollect, release := make(chan struct{}, 1), make(chan struct{})
+	var instances []*closingCollector
+	factory := func(kind string, _ map[string]any) (collector.Collector, error) {
+		c := &closingCollector{funcCollector: funcCollector{kind, func(ctx context.Context, _ collector.Emit) error {
+			inCollect <- struct{}{}
+			<-release // ignores ctx: the worst case
+			return nil
+		}}}
+		instances = append(instances, c)
+		return c, nil
+	}
+	s := NewScheduler(factory, func(string, collector.Point) {}, time.Now, testLog(t))
+	opts := func(v int) map[string]CollectorConfig {
+		return map[string]CollectorConfig{"db": {Interval: time.Hour, Timeout: 10 * time.Millisecond, Options: map[string]any{"v": v}}}
+	}
+	if err := s.Apply(opts(1)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx, time.Second) }()
+	<-inCollect // the first instance hangs past its timeout
+
+	if err := s.Apply(opts(2)); err != nil {
+		t.Fatal(err)
+	}
+	if n := instances[0].closed.Load(); n != 0 {
+		t.Fatalf("the replaced instance was closed %d times while its Collect was still running", n)
+	}
+	close(release)
+	eventually(t, "the replaced instance is closed", func() bool { return instances[0].closed.Load() == 1 })
+	<-inCollect // the second instance ran
+	cancel()
+	<-done
+	if instances[0].closed.Load() != 1 || instances[1].closed.Load() != 1 {
+		t.Fatalf("closed %d and %d times, want once each", instances[0].closed.Load(), instances[1].closed.Load())
+	}
+}
+
+// eventually polls cond for things that happen on other goroutines.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

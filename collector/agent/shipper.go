@@ -176,7 +176,7 @@ func (r putResult) refused() bool {
 
 func (s *Shipper) post(ctx context.Context, payload []byte) putResult {
 	t := s.target.Load()
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	ctx, cancel := s.requestContext(ctx)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(t.Server, "/")+PutPath, bytes.NewReader(payload))
 	if err != nil {
@@ -199,6 +199,27 @@ func (s *Shipper) post(ctx context.Context, payload []byte) putResult {
 		res.err = errors.New("the server refused the token (check token and its role: ingest, editor or admin)")
 	}
 	return res
+}
+
+// requestContext bounds one request by the shipping timeout. The end of ctx
+// (shutdown) does not abort a request already on its way: the server may have
+// committed the batch, and dropping its reply would make the next start send
+// the batch again. Such a request gets shutdownGrace more to be answered.
+func (s *Shipper) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(shutdownGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-rctx.Done():
+		}
+	})
+	return rctx, func() {
+		stop()
+		cancel()
+	}
 }
 
 // parseRetryAfter reads the seconds or HTTP-date form; 0 means absent or unreadable.

@@ -61,6 +61,12 @@ func run(ctx context.Context, path string, limit, grace time.Duration, onStdout,
 const startRetries = 5
 
 func startCmd(ctx context.Context, path string, grace time.Duration, stdout, stderr *lineWriter) (*exec.Cmd, error) {
+	// The script runs in its own directory, so a relative path (from a
+	// relative --collectors-dir) would name the wrong file.
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
 	for attempt := 1; ; attempt++ {
 		cmd := exec.CommandContext(ctx, path)
 		cmd.Dir = filepath.Dir(path)

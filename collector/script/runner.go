@@ -390,7 +390,8 @@ func (r *Runner) RunOnce(ctx context.Context) error {
 		}
 		wg.Go(func() {
 			res := run(ctx, sc.path, limit, r.opts.KillGrace, r.onStdout(sc), r.onStderr(sc))
-			if res.err != nil && !(f.interval == 0 && res.timedOut) {
+			asked := res.exitCode == ExitDoNotRespawn || (f.interval == 0 && res.timedOut)
+			if res.err != nil && !asked {
 				r.log.Warn("script collector failed", "collector", name, "err", res.err)
 			}
 		})

@@ -32,7 +32,7 @@ type PingConfig struct {
 	TCPPort int    `yaml:"tcp_port"`
 }
 
-// DefaultPingConfig returns the defaults documented in agent.example.yaml.
+// DefaultPingConfig returns the defaults documented in collector/examples/agent.yaml.
 func DefaultPingConfig() PingConfig {
 	return PingConfig{Count: 3, Timeout: time.Second, Method: "auto", TCPPort: 22}
 }

@@ -18,7 +18,7 @@ type ProcessConfig struct {
 	Targets []procwatch.Target `yaml:"targets"`
 }
 
-// DefaultProcessConfig returns the defaults documented in agent.example.yaml.
+// DefaultProcessConfig returns the defaults documented in collector/examples/agent.yaml.
 func DefaultProcessConfig() ProcessConfig { return ProcessConfig{Root: "/"} }
 
 // Process watches processes by name or command-line pattern:

@@ -27,7 +27,7 @@ type Config struct {
 	DSN string `yaml:"dsn"`
 }
 
-// DefaultConfig returns the defaults documented in agent.example.yaml.
+// DefaultConfig returns the defaults documented in collector/examples/agent.yaml.
 func DefaultConfig() Config {
 	return Config{DSN: "root@tcp(127.0.0.1:3306)/"}
 }

@@ -41,7 +41,7 @@ type Config struct {
 	ExcludeInterfaces string `yaml:"exclude_interfaces"`
 }
 
-// DefaultConfig returns the defaults documented in agent.example.yaml.
+// DefaultConfig returns the defaults documented in collector/examples/agent.yaml.
 func DefaultConfig() Config {
 	return Config{
 		Root:   "/",

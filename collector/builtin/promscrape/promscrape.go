@@ -41,7 +41,7 @@ type Config struct {
 	MaxSamples int `yaml:"max_samples"`
 }
 
-// DefaultConfig returns the defaults documented in agent.example.yaml.
+// DefaultConfig returns the defaults documented in collector/examples/agent.yaml.
 func DefaultConfig() Config {
 	return Config{URL: "http://127.0.0.1:9100/metrics", MaxSamples: 20000}
 }

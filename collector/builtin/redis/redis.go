@@ -26,7 +26,7 @@ type Config struct {
 	Password string `yaml:"password"`
 }
 
-// DefaultConfig returns the defaults documented in agent.example.yaml.
+// DefaultConfig returns the defaults documented in collector/examples/agent.yaml.
 func DefaultConfig() Config { return Config{Address: "127.0.0.1:6379"} }
 
 // Collector reads one Redis server.

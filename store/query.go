@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/sync/errgroup"
 )
 
 const (
@@ -476,9 +478,31 @@ func (s *Store) bucketSQL(p queryPlan, src source) string {
 	return fmt.Sprintf(bucketsFromRollupAndRaw, table, rollup, raw)
 }
 
-// readBuckets streams the per-series buckets, computed in SQL, into series[i].points,
-// sorted by time.
+// parallelReadSeries is the number of series from which a query's buckets are
+// read by several connections at once, one share of the series each: a single
+// statement uses one core, and a big query is CPU-bound in PostgreSQL.
+const parallelReadSeries = 200
+
+// readBuckets reads the per-series buckets, computed in SQL, into
+// series[i].points, sorted by time.
 func (s *Store) readBuckets(ctx context.Context, p queryPlan, series []selectedSeries, src source) error {
+	parts := 1
+	if len(series) >= parallelReadSeries {
+		parts = min(runtime.GOMAXPROCS(0), int(s.pool.Config().MaxConns)/2, len(series)/(parallelReadSeries/2))
+		parts = max(parts, 1)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	size := (len(series) + parts - 1) / parts
+	for lo := 0; lo < len(series); lo += size {
+		share := series[lo:min(lo+size, len(series))]
+		g.Go(func() error { return s.readShare(gctx, p, share, src) })
+	}
+	return g.Wait()
+}
+
+// readShare reads the buckets of one share of a query's series; shares are
+// disjoint, so they fill their series without locking.
+func (s *Store) readShare(ctx context.Context, p queryPlan, series []selectedSeries, src source) error {
 	ids := make([]int64, len(series))
 	pos := make(map[int64]int, len(series))
 	for i, ss := range series {

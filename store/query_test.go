@@ -489,3 +489,39 @@ func TestQuerySeriesRollupWatermark(t *testing.T) {
 		}
 	}
 }
+
+// TestQuerySeriesManySeries reads enough series for the buckets to be read by
+// several connections at once, and checks every series and the aggregate.
+func TestQuerySeriesManySeries(t *testing.T) {
+	s, _ := storetest.Migrated(t)
+	const n = 450
+	for i := range n {
+		pts := make([]tv, 0, 6)
+		for m := range 6 {
+			pts = append(pts, tv{time.Duration(m) * time.Minute, float64(i)})
+		}
+		writeTestSeries(t, s, "many", map[string]string{"host": fmt.Sprintf("h%03d", i)}, pts...)
+	}
+	ctx := context.Background()
+	q := store.SeriesQuery{Metric: "many", From: queryT0, To: queryT0.Add(6 * time.Minute), Step: time.Minute}
+	got, err := s.QuerySeries(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != n {
+		t.Fatalf("%d series, want %d", len(got), n)
+	}
+	for i, sr := range got {
+		if len(sr.Points) != 6 || sr.Points[0].V != float64(i) || sr.Points[5].V != float64(i) || sr.Tags["host"] != fmt.Sprintf("h%03d", i) {
+			t.Fatalf("series %d: %v %v", i, sr.Tags, sr.Points)
+		}
+	}
+	q.Aggregate = store.AggSum
+	sum, err := s.QuerySeries(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := float64(n*(n-1)) / 2; len(sum) != 1 || len(sum[0].Points) != 6 || sum[0].Points[3].V != want {
+		t.Fatalf("sum: %+v, want %v per minute", sum, want)
+	}
+}

@@ -20,13 +20,6 @@ func newSeriesCache(size int) *seriesCache {
 	return &seriesCache{ids: make(map[string]int64), size: size}
 }
 
-func (c *seriesCache) get(key string) (int64, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	id, ok := c.ids[key]
-	return id, ok
-}
-
 func (c *seriesCache) put(key string, id int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

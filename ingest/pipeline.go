@@ -286,22 +286,24 @@ func (p *Pipeline) writeBatch(ctx context.Context, batch []*request, n int) erro
 	samples := make([]store.Sample, 0, n)
 	var misses []store.SeriesRef
 	var missIdx []int
-	keys := make([]string, 0, n)
+	var missKeys []string
 	metrics := map[string]struct{}{}
+	p.cache.mu.RLock() // one lock for the batch, not one per point
 	for _, req := range batch {
 		for _, pt := range req.points {
 			ref := store.SeriesRef{Metric: pt.Metric, Tags: pt.Tags}
 			key := ref.Key()
-			keys = append(keys, key)
-			id, ok := p.cache.get(key)
+			id, ok := p.cache.ids[key]
 			if !ok {
 				misses = append(misses, ref)
 				missIdx = append(missIdx, len(samples))
+				missKeys = append(missKeys, key)
 			}
 			samples = append(samples, store.Sample{SeriesID: id, Time: pt.Time, Value: pt.Value})
 			metrics[pt.Metric] = struct{}{}
 		}
 	}
+	p.cache.mu.RUnlock()
 	if len(misses) > 0 {
 		ids, err := p.store.ResolveSeries(ctx, misses)
 		if err != nil {
@@ -309,7 +311,7 @@ func (p *Pipeline) writeBatch(ctx context.Context, batch []*request, n int) erro
 		}
 		for i, id := range ids {
 			samples[missIdx[i]].SeriesID = id
-			p.cache.put(keys[missIdx[i]], id)
+			p.cache.put(missKeys[i], id)
 		}
 		p.metrics.seriesCreated.Add(float64(len(misses)))
 	}

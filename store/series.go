@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -18,12 +19,16 @@ type SeriesRef struct {
 // Key is the canonical identity of a series, the metric and its sorted tags; it
 // keys the in-memory series caches.
 func (r SeriesRef) Key() string {
-	keys := make([]string, 0, len(r.Tags))
-	for k := range r.Tags {
+	var buf [16]string // tag keys without allocating, for the usual few tags
+	keys := buf[:0]
+	size := len(r.Metric)
+	for k, v := range r.Tags {
 		keys = append(keys, k)
+		size += len(k) + len(v) + 2
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	var b strings.Builder
+	b.Grow(size)
 	b.WriteString(r.Metric)
 	for _, k := range keys {
 		b.WriteByte(0)

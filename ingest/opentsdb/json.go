@@ -2,10 +2,11 @@ package opentsdb
 
 import (
 	"bytes"
-	json "github.com/goccy/go-json"
 	"errors"
 	"fmt"
 	"io"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/amas-eye/amas/ingest"
 )

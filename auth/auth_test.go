@@ -234,4 +234,3 @@ func TestSessionCookieAttributes(t *testing.T) {
 		t.Errorf("cleared cookie %+v still lives", c)
 	}
 }
-

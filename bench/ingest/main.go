@@ -38,7 +38,7 @@ func main() {
 	flag.DurationVar(&o.step, "resolution", 10*time.Second, "time between points of one series")
 	flag.DurationVar(&o.span, "span", 24*time.Hour, "time covered by each path's data")
 	flag.IntVar(&o.httpBatch, "http-batch", 1000, "points per /api/put request")
-	flag.IntVar(&o.httpClients, "http-clients", 16, "concurrent HTTP clients (agents); each waits for its commit")
+	flag.IntVar(&o.httpClients, "http-clients", 32, "concurrent HTTP clients (agents); each waits for its commit")
 	flag.IntVar(&o.tcpConns, "tcp-conns", 4, "concurrent telnet connections")
 	flag.IntVar(&o.queryRuns, "query-runs", 50, "runs of each query for the latency percentiles")
 	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark database")

@@ -2,6 +2,7 @@ package pgembed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // FindBinDir returns the first directory holding initdb and postgres among:
@@ -93,7 +95,7 @@ func runAs() (*user, error) {
 // prepareDir creates dir and gives it to owner. The directories above it must
 // let owner through, or PostgreSQL cannot reach its data.
 func prepareDir(dir string, owner *user) error {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil { // parents too: the PostgreSQL user must get through
 		return err
 	}
 	if owner == nil {
@@ -145,4 +147,64 @@ func initCluster(ctx context.Context, bin, dir, data string, owner *user, log *s
 		return fmt.Errorf("initdb: %w\n%s", err, out)
 	}
 	return os.WriteFile(marker, []byte("initdb finished\n"), 0o644)
+}
+
+// ownerFile records the process that started the cluster's postmaster.
+const ownerFile = "owner.pid"
+
+// stopOrphan stops a postmaster that still runs on data after the Amas that
+// started it died without stopping it (a SIGKILL, an OOM kill). A postmaster
+// whose Amas is alive belongs to another `amas serve` on the same directory,
+// which is an error. A stale postmaster.pid of a dead process is left to
+// PostgreSQL, which handles it.
+func stopOrphan(ctx context.Context, dir, data string, log *slog.Logger) error {
+	pid := readPID(filepath.Join(data, "postmaster.pid"))
+	if pid <= 0 || !alive(pid) {
+		return nil
+	}
+	if owner := readPID(filepath.Join(dir, ownerFile)); owner > 0 && owner != os.Getpid() && alive(owner) {
+		return fmt.Errorf("PostgreSQL (pid %d) already runs on %s for another Amas (pid %d): stop it, or give this one another --data-dir", pid, data, owner)
+	}
+	log.Warn("stopping the embedded PostgreSQL an earlier Amas left running", "pid", pid, "dir", data)
+	_ = syscall.Kill(pid, syscall.SIGINT) // fast shutdown
+	deadline := time.Now().Add(30 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL) // PostgreSQL recovers from its WAL at the next start
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// readPID reads the number on the first line of path; 0 when there is none.
+func readPID(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pid, _ := strconv.Atoi(strings.TrimSpace(line))
+	return pid
+}
+
+// alive reports whether a process with pid exists and is not a zombie.
+func alive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true // no /proc: trust kill
+	}
+	// The state follows the command name in parentheses, which may hold spaces.
+	if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z'
+	}
+	return true
 }

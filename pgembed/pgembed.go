@@ -73,12 +73,19 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	if err := initCluster(ctx, bin, dir, data, owner, log); err != nil {
 		return nil, err
 	}
+	if err := stopOrphan(ctx, dir, data, log); err != nil {
+		return nil, err
+	}
 	port, err := choosePort(dir, cfg.Port)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{port: port, logPath: filepath.Join(dir, "postgres.log"), exited: make(chan struct{}), log: log}
 	if err := s.start(bin, data, owner); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		_ = s.Stop(context.Background())
 		return nil, err
 	}
 	if err := s.waitReady(ctx); err != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -107,4 +109,52 @@ func TestFindBinDirExplicitMustHoldBinaries(t *testing.T) {
 	if _, err := FindBinDir(t.TempDir()); err == nil || !strings.Contains(err.Error(), "no initdb") {
 		t.Fatalf("an empty directory was accepted: %v", err)
 	}
+}
+
+// deadPID is the pid of a process that has exited.
+func deadPID(t *testing.T) int {
+	cmd := osexec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid
+}
+
+// TestOrphanIsStopped starts again over a postmaster whose Amas died without
+// stopping it: the orphan is shut down and a new one starts on the same data.
+func TestOrphanIsStopped(t *testing.T) {
+	dir := tempDir(t)
+	orphan := startOrSkip(t, Config{Dir: dir})
+	execSQL(t, orphan.URL(), `CREATE TABLE kept (v int)`)
+	// The Amas that started it is gone.
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(deadPID(t))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startOrSkip(t, Config{Dir: dir})
+	select {
+	case <-orphan.exited:
+	default:
+		t.Fatal("the orphaned postmaster still runs")
+	}
+	execSQL(t, s.URL(), `INSERT INTO kept VALUES (1)`)
+}
+
+// TestOtherAmasKeepsItsDatabase refuses to start on a directory whose
+// postmaster belongs to another live Amas.
+func TestOtherAmasKeepsItsDatabase(t *testing.T) {
+	dir := tempDir(t)
+	first := startOrSkip(t, Config{Dir: dir})
+	other := osexec.Command("sleep", "30")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Process.Kill(); _ = other.Wait() })
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(other.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Start(t.Context(), Config{Dir: dir}, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "for another Amas") {
+		t.Fatalf("second start: %v", err)
+	}
+	execSQL(t, first.URL(), `SELECT 1`)
 }

@@ -167,21 +167,8 @@ func TestOneReplicaLeadsAndAnotherTakesOver(t *testing.T) {
 
 func partitions(t *testing.T, st *store.Store) []string {
 	t.Helper()
-	rows, err := st.Pool().Query(context.Background(), `
-		SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-		WHERE i.inhparent = 'samples'::regclass ORDER BY 1`)
+	names, err := st.SamplesPartitions(context.Background())
 	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, n)
-	}
-	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
 	return names

@@ -77,7 +77,8 @@ func (s *Store) ApplyRetention(ctx context.Context, now time.Time, raw, r1m, r1h
 
 // dropPartitionsBefore drops the daily partitions that end at or before cutoff;
 // partitions whose name is not a PartitionName are left alone.
-func (s *Store) dropPartitionsBefore(ctx context.Context, cutoff time.Time) ([]string, error) {
+// SamplesPartitions lists the partitions (TimescaleDB: chunks) of samples by name.
+func (s *Store) SamplesPartitions(ctx context.Context) ([]string, error) {
 	rows, err := s.pool.Query(ctx, selectPartitions)
 	if err != nil {
 		return nil, fmt.Errorf("list samples partitions: %w", err)
@@ -85,6 +86,14 @@ func (s *Store) dropPartitionsBefore(ctx context.Context, cutoff time.Time) ([]s
 	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		return nil, fmt.Errorf("list samples partitions: %w", err)
+	}
+	return names, nil
+}
+
+func (s *Store) dropPartitionsBefore(ctx context.Context, cutoff time.Time) ([]string, error) {
+	names, err := s.SamplesPartitions(ctx)
+	if err != nil {
+		return nil, err
 	}
 	var dropped []string
 	for _, name := range names {

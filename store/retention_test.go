@@ -14,21 +14,8 @@ import (
 
 func samplesPartitions(t *testing.T, s *store.Store) []string {
 	t.Helper()
-	rows, err := s.Pool().Query(context.Background(), `
-		SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-		WHERE i.inhparent = 'samples'::regclass ORDER BY 1`)
+	names, err := s.SamplesPartitions(context.Background())
 	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, n)
-	}
-	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
 	return names

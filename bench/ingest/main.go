@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/amas-eye/amas/app"
@@ -30,6 +31,7 @@ type options struct {
 	tcpConns    int
 	queryRuns   int
 	keep        bool
+	cpuProfile  string
 }
 
 func main() {
@@ -42,6 +44,7 @@ func main() {
 	flag.IntVar(&o.tcpConns, "tcp-conns", 4, "concurrent telnet connections")
 	flag.IntVar(&o.queryRuns, "query-runs", 50, "runs of each query for the latency percentiles")
 	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark database")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the ingest paths (server and clients) to this file")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -68,6 +71,16 @@ func run(ctx context.Context, o options) error {
 	total := o.series * perSeries
 	fmt.Printf("dataset: %d series x %d points (%s at %s) = %d points per path\n\n", o.series, perSeries, o.span, o.step, total)
 
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
 	copyRate, err := benchCopy(ctx, a, o, day)
 	if err != nil {
 		return fmt.Errorf("raw COPY: %w", err)
@@ -80,6 +93,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("telnet put: %w", err)
 	}
+	pprof.StopCPUProfile()
 	fmt.Printf("%-34s %14s %8s\n", "ingest path", "points/s", "vs COPY")
 	fmt.Printf("%-34s %14.0f %8.2f\n", "raw pgx CopyFrom (baseline)", copyRate, 1.0)
 	fmt.Printf("%-34s %14.0f %8.2f\n", "HTTP /api/put (JSON)", httpRate, httpRate/copyRate)

@@ -1,4 +1,16 @@
 package registry
 
-// bigDataKinds are the Hadoop-family, Kafka, Spark, Impala and Hive collectors.
-var bigDataKinds = map[string]Builder{}
+import "github.com/amas-eye/amas/collector/builtin/hadoop"
+
+// bigDataKinds are the big-data platform collectors.
+var bigDataKinds = map[string]Builder{
+	"hdfs_namenode":        hadoopDaemon(hadoop.NameNode),
+	"hdfs_datanode":        hadoopDaemon(hadoop.DataNode),
+	"hbase_master":         hadoopDaemon(hadoop.HBaseMaster),
+	"hbase_regionserver":   hadoopDaemon(hadoop.RegionServer),
+	"yarn_resourcemanager": hadoopDaemon(hadoop.ResourceManager),
+}
+
+func hadoopDaemon(d hadoop.Daemon) Builder {
+	return withConfig(hadoop.DefaultConfig, func(cfg hadoop.Config) (*hadoop.Collector, error) { return hadoop.New(d, cfg) })
+}

@@ -1,6 +1,9 @@
 package registry
 
-import "github.com/amas-eye/amas/collector/builtin/hadoop"
+import (
+	"github.com/amas-eye/amas/collector/builtin/hadoop"
+	"github.com/amas-eye/amas/collector/builtin/kafka"
+)
 
 // bigDataKinds are the big-data platform collectors.
 var bigDataKinds = map[string]Builder{
@@ -9,6 +12,7 @@ var bigDataKinds = map[string]Builder{
 	"hbase_master":         hadoopDaemon(hadoop.HBaseMaster),
 	"hbase_regionserver":   hadoopDaemon(hadoop.RegionServer),
 	"yarn_resourcemanager": hadoopDaemon(hadoop.ResourceManager),
+	"kafka":                withConfig(kafka.DefaultConfig, kafka.New),
 }
 
 func hadoopDaemon(d hadoop.Daemon) Builder {

@@ -3,6 +3,7 @@ package registry
 import (
 	"github.com/amas-eye/amas/collector/builtin/hadoop"
 	"github.com/amas-eye/amas/collector/builtin/kafka"
+	"github.com/amas-eye/amas/collector/builtin/spark"
 )
 
 // bigDataKinds are the big-data platform collectors.
@@ -13,6 +14,7 @@ var bigDataKinds = map[string]Builder{
 	"hbase_regionserver":   hadoopDaemon(hadoop.RegionServer),
 	"yarn_resourcemanager": hadoopDaemon(hadoop.ResourceManager),
 	"kafka":                withConfig(kafka.DefaultConfig, kafka.New),
+	"spark":                withConfig(spark.DefaultConfig, spark.New),
 }
 
 func hadoopDaemon(d hadoop.Daemon) Builder {

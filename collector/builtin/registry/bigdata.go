@@ -2,6 +2,8 @@ package registry
 
 import (
 	"github.com/amas-eye/amas/collector/builtin/hadoop"
+	"github.com/amas-eye/amas/collector/builtin/hive"
+	"github.com/amas-eye/amas/collector/builtin/impala"
 	"github.com/amas-eye/amas/collector/builtin/kafka"
 	"github.com/amas-eye/amas/collector/builtin/spark"
 )
@@ -15,6 +17,8 @@ var bigDataKinds = map[string]Builder{
 	"yarn_resourcemanager": hadoopDaemon(hadoop.ResourceManager),
 	"kafka":                withConfig(kafka.DefaultConfig, kafka.New),
 	"spark":                withConfig(spark.DefaultConfig, spark.New),
+	"impala":               withConfig(impala.DefaultConfig, impala.New),
+	"hive":                 withConfig(hive.DefaultConfig, hive.New),
 }
 
 func hadoopDaemon(d hadoop.Daemon) Builder {

@@ -1,7 +1,10 @@
 // Package mysql is the built-in MySQL/MariaDB collector: SHOW GLOBAL STATUS,
 // SHOW GLOBAL VARIABLES and the replica status, mapped to the seed's mysql.*
 // catalogue. The seed documents most status counters as rates (per second),
-// so those are emitted as rates from the second collection on.
+// so those are emitted as rates from the second collection on. The InnoDB
+// mutex rates come from SHOW ENGINE INNODB STATUS (MySQL; MariaDB 10.6+ no
+// longer reports them), and user_time/kernel_time from the server process's
+// /proc entry when the agent runs on the database host.
 package mysql
 
 import (
@@ -82,7 +85,10 @@ func (c *Collector) Collect(ctx context.Context, emit collector.Emit) error {
 	}
 	c.emitStatus(w, status)
 	emitVariables(w, status, vars)
-	err = c.collectReplica(ctx, w)
+	c.collectCPU(ctx, w, "/proc")
+	// Without the PROCESS privilege the engine status is refused; the rest
+	// still counts.
+	err = errors.Join(c.collectMutexes(ctx, w), c.collectReplica(ctx, w))
 	c.rates.Prune()
 	return err
 }

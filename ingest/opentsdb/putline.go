@@ -9,37 +9,36 @@ import (
 )
 
 // ParsePutLine parses a telnet put command, "put <metric> <timestamp> <value>
-// <tagk=tagv>...", fields separated by spaces (runs of them allowed), and
-// validates the point. Errors read as OpenTSDB's.
+// <tagk=tagv>...", fields separated by spaces or tabs (runs of them allowed),
+// and validates the point. Errors read as OpenTSDB's PutDataPointRpc writes
+// them after "put: ".
+//
+// The fields are found by scanning the line in place: the point's strings share
+// the line's memory, so a point costs its tag map and nothing else.
 func ParsePutLine(line string, limits ingest.Limits) (ingest.Point, error) {
-	var words [64]string // the command, three fields and up to 60 tags without allocating
-	fields := splitFields(line, words[:0])
-	if len(fields) == 0 || fields[0] != "put" {
+	cmd, rest := nextField(line)
+	if cmd != "put" {
 		return ingest.Point{}, fmt.Errorf("not a put command: %.40q", line)
 	}
-	if len(fields) < 5 {
-		return ingest.Point{}, fmt.Errorf("illegal argument: not enough arguments (need least 4, got %d)", len(fields)-1)
+	metric, rest := nextField(rest)
+	ts, rest := nextField(rest)
+	value, rest := nextField(rest)
+	tags := trimBlanks(rest)
+	if tags == "" {
+		// OpenTSDB refuses a point without tags, and Amas keeps the rule: a
+		// client moving between the two sees the same data accepted.
+		return ingest.Point{}, fmt.Errorf("illegal argument: not enough arguments (need least 4, got %d)", countFields(metric, ts, value))
 	}
-	p := ingest.Point{Metric: fields[1]}
+	p := ingest.Point{Metric: metric}
 	var err error
-	if p.Time, err = ingest.ParseTimestamp(fields[2]); err != nil {
+	if p.Time, err = ingest.ParseTimestamp(ts); err != nil {
 		return ingest.Point{}, fmt.Errorf("illegal argument: %w", err)
 	}
-	if p.Value, err = parseValue(fields[3]); err != nil {
+	if p.Value, err = parseValue(value); err != nil {
 		return ingest.Point{}, fmt.Errorf("illegal argument: %w", err)
 	}
-	p.Tags = make(map[string]string, len(fields)-4)
-	for _, tag := range fields[4:] {
-		k, v, ok := strings.Cut(tag, "=")
-		if !ok || k == "" || v == "" {
-			return ingest.Point{}, &ingest.RejectError{Reason: ingest.ReasonTag,
-				Message: fmt.Sprintf("illegal argument: invalid tag: %s", tag)}
-		}
-		if _, dup := p.Tags[k]; dup {
-			return ingest.Point{}, &ingest.RejectError{Reason: ingest.ReasonTag,
-				Message: fmt.Sprintf("illegal argument: duplicate tag: %s, tags=%s", tag, strings.Join(fields[4:], " "))}
-		}
-		p.Tags[k] = v
+	if p.Tags, err = parseTags(tags); err != nil {
+		return ingest.Point{}, err
 	}
 	if err := limits.Validate(p); err != nil {
 		return ingest.Point{}, fmt.Errorf("illegal argument: %w", err)
@@ -47,39 +46,102 @@ func ParsePutLine(line string, limits ingest.Limits) (ingest.Point, error) {
 	return p, nil
 }
 
-// splitFields appends the space-separated fields of s to dst, as OpenTSDB's
-// Tags.splitString on ' ' does after it trims the line.
-func splitFields(s string, dst []string) []string {
-	for {
-		for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-			s = s[1:]
+// parseTags reads "k=v k=v ..." into a new map: the pipeline keeps each point,
+// so maps are never shared or reused.
+func parseTags(text string) (map[string]string, error) {
+	n := 0
+	for rest := text; ; n++ {
+		var f string
+		if f, rest = nextField(rest); f == "" {
+			break
 		}
-		if s == "" {
-			return dst
-		}
-		i := strings.IndexAny(s, " \t")
-		if i < 0 {
-			return append(dst, s)
-		}
-		dst = append(dst, s[:i])
-		s = s[i:]
 	}
+	tags := make(map[string]string, n)
+	for rest := text; ; {
+		var tag string
+		if tag, rest = nextField(rest); tag == "" {
+			return tags, nil
+		}
+		k, v, ok := strings.Cut(tag, "=")
+		if !ok || k == "" || v == "" {
+			return nil, &ingest.RejectError{Reason: ingest.ReasonTag,
+				Message: "illegal argument: invalid tag: " + tag}
+		}
+		if _, dup := tags[k]; dup {
+			return nil, &ingest.RejectError{Reason: ingest.ReasonTag,
+				Message: "illegal argument: duplicate tag: " + tag + ", tags=" + text}
+		}
+		tags[k] = v
+	}
+}
+
+// nextField returns the first blank-separated field of s and what follows it,
+// as OpenTSDB's Tags.splitString on ' ' does once empty words are dropped.
+func nextField(s string) (field, rest string) {
+	i := 0
+	for i < len(s) && isBlank(s[i]) {
+		i++
+	}
+	j := i
+	for j < len(s) && !isBlank(s[j]) {
+		j++
+	}
+	return s[i:j], s[j:]
+}
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' }
+
+func trimBlanks(s string) string {
+	for s != "" && isBlank(s[0]) {
+		s = s[1:]
+	}
+	for s != "" && isBlank(s[len(s)-1]) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func countFields(fields ...string) int {
+	n := 0
+	for _, f := range fields {
+		if f != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // parseValue reads an integer or a floating-point value; NaN and infinities are
 // refused, as OpenTSDB refuses them.
 func parseValue(s string) (float64, error) {
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return float64(n), nil
+	if looksLikeInteger(s) {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return float64(n), nil
+		}
+		// Too large for int64: OpenTSDB would refuse it, a float64 holds it.
 	}
 	v, err := strconv.ParseFloat(s, 64)
 	if err != nil || !isFinite(v) || !looksNumeric(s) {
-		return 0, &ingest.RejectError{Reason: ingest.ReasonValue, Message: fmt.Sprintf("invalid value: %s", s)}
+		return 0, &ingest.RejectError{Reason: ingest.ReasonValue, Message: "invalid value: " + s}
 	}
 	return v, nil
 }
 
 func isFinite(v float64) bool { return v-v == 0 }
+
+// looksLikeInteger is OpenTSDB's Tags.looksLikeInteger: an optional sign and
+// digits only.
+func looksLikeInteger(s string) bool {
+	if s != "" && (s[0] == '-' || s[0] == '+') {
+		s = s[1:]
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // looksNumeric refuses the spellings ParseFloat accepts that OpenTSDB does not:
 // "Inf", "NaN", hexadecimal and underscores.

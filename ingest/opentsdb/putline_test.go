@@ -1,6 +1,7 @@
 package opentsdb
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,12 @@ func TestParsePutLine(t *testing.T) {
 			want: ingest.Point{Metric: "m", Time: time.UnixMilli(1356998400250).UTC(), Value: 1000, Tags: map[string]string{"host": "a"}}},
 		{line: "put 温度.室内 1356998400 1 地点=北京",
 			want: ingest.Point{Metric: "温度.室内", Time: time.Unix(1356998400, 0).UTC(), Value: 1, Tags: map[string]string{"地点": "北京"}}},
+		{line: "put\tm\t1356998400\t1\thost=a",
+			want: ingest.Point{Metric: "m", Time: time.Unix(1356998400, 0).UTC(), Value: 1, Tags: map[string]string{"host": "a"}}},
+		{line: "put m 1356998400 99999999999999999999 host=a",
+			want: ingest.Point{Metric: "m", Time: time.Unix(1356998400, 0).UTC(), Value: 1e20, Tags: map[string]string{"host": "a"}}},
+		{line: "version", wantErr: `not a put command: "version"`, reason: "malformed"},
+		{line: "put m 1356998400.1234 1 host=a", wantErr: "Invalid timestamp: 1356998400.1234", reason: ingest.ReasonTimestamp},
 		{line: "put m 1356998400 1", wantErr: "not enough arguments (need least 4, got 3)", reason: "malformed"},
 		{line: "put m 1356998400 NaN host=a", wantErr: "invalid value: NaN", reason: ingest.ReasonValue},
 		{line: "put m 1356998400 Inf host=a", wantErr: "invalid value: Inf", reason: ingest.ReasonValue},
@@ -99,7 +106,7 @@ func formatPut(p ingest.Point) string {
 	var b strings.Builder
 	b.WriteString("put " + p.Metric + " ")
 	b.WriteString(putTimestamp(p.Time))
-	b.WriteString(" " + strconvFloat(p.Value))
+	b.WriteString(" " + strconv.FormatFloat(p.Value, 'g', -1, 64))
 	for k, v := range p.Tags {
 		b.WriteString(" " + k + "=" + v)
 	}

@@ -2,7 +2,6 @@ package opentsdb
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -40,6 +38,11 @@ type Authenticator func(ctx context.Context, token string) (auth.Principal, erro
 // one queue operation per batch rather than per point.
 const maxBatch = 1000
 
+// drainTimeout bounds how long a stopping server still waits for queue room for
+// the points it has already read, so that a stop loses nothing the pipeline can
+// take, yet cannot hang on a database that is down.
+const drainTimeout = 10 * time.Second
+
 // TCPServer serves OpenTSDB's telnet protocol.
 type TCPServer struct {
 	cfg   TCPConfig
@@ -50,7 +53,7 @@ type TCPServer struct {
 }
 
 // NewTCPServer returns a server writing to w. It registers its own metrics on
-// reg; RejectedPoints is registered by the caller.
+// reg (amas_put_connections); RejectedPoints is registered by the caller.
 func NewTCPServer(cfg TCPConfig, w Writer, authn Authenticator, log *slog.Logger, reg prometheus.Registerer) *TCPServer {
 	if cfg.MaxLineBytes <= 0 {
 		cfg.MaxLineBytes = 4096
@@ -63,63 +66,76 @@ func NewTCPServer(cfg TCPConfig, w Writer, authn Authenticator, log *slog.Logger
 	return s
 }
 
-// Serve accepts connections until ctx ends, then closes the listener and every
-// connection and returns once their handlers are done; every point handed to
-// the pipeline by then stays queued.
+// Serve accepts connections until ctx ends. Then it closes the listener, ends
+// every connection once the lines already received are handled, and returns
+// nil when their handlers are done. Points already read are still queued,
+// waiting up to drainTimeout for room.
 func (s *TCPServer) Serve(ctx context.Context, ln net.Listener) error {
+	connCtx, stopConns := context.WithCancel(ctx)
+	queueCtx, stopQueue := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopQueue()
+	stopListening := context.AfterFunc(ctx, func() { _ = ln.Close() })
+	defer stopListening()
+
 	var wg sync.WaitGroup
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	var delay time.Duration
-	for {
-		conn, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				wg.Wait()
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Out of file descriptors and the like: wait, as net/http does.
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept", "err", err, "retry_in", delay)
-				time.Sleep(delay)
-				continue
-			}
-			wg.Wait()
-			return err
-		}
-		delay = 0
+	err := s.accept(ctx, ln, func(conn net.Conn) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.serveConn(ctx, conn)
+			s.serveConn(connCtx, queueCtx, conn)
 		}()
+	})
+	stopConns()
+	drainDeadline := time.AfterFunc(drainTimeout, stopQueue)
+	defer drainDeadline.Stop()
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// accept hands each new connection to serve until ctx ends or the listener is
+// closed. Other accept errors (out of file descriptors and the like) are waited
+// out, as net/http does.
+func (s *TCPServer) accept(ctx context.Context, ln net.Listener, serve func(net.Conn)) error {
+	var delay time.Duration
+	for {
+		conn, err := ln.Accept()
+		if err == nil {
+			delay = 0
+			serve(conn)
+			continue
+		}
+		if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+			return fmt.Errorf("accept put connections: %w", err)
+		}
+		delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+		s.log.Warn("accept put connection", "err", err, "retry_in", delay)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+		}
 	}
 }
 
-// session is one connection's state.
-type session struct {
-	s       *TCPServer
-	conn    net.Conn
-	r       *bufio.Reader
-	out     *bufio.Writer
-	allowed bool // trusted network, or an auth line with a token that can write
-	batch   []ingest.Point
-}
-
-func (s *TCPServer) serveConn(ctx context.Context, conn net.Conn) {
+func (s *TCPServer) serveConn(ctx, queueCtx context.Context, conn net.Conn) {
 	s.conns.Inc()
 	defer s.conns.Dec()
 	defer conn.Close()
-	// Unblock a read when the server stops.
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })
+	// When the server stops, reads end once the buffered lines are handled, and
+	// a client that does not read its replies cannot hold the server up.
+	stop := context.AfterFunc(ctx, func() {
+		_ = conn.SetReadDeadline(time.Now())
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+	})
 	defer stop()
 	ss := &session{
-		s: s, conn: conn,
-		r:       bufio.NewReaderSize(conn, max(s.cfg.MaxLineBytes+1, 64<<10)),
-		out:     bufio.NewWriter(conn),
-		allowed: s.trusted(conn.RemoteAddr()),
+		s:        s,
+		queueCtx: queueCtx,
+		r:        bufio.NewReaderSize(conn, max(s.cfg.MaxLineBytes+1, 64<<10)),
+		out:      bufio.NewWriter(conn),
+		allowed:  s.trusted(conn.RemoteAddr()),
 	}
 	err := ss.run(ctx)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, errExit) && ctx.Err() == nil {
@@ -139,138 +155,4 @@ func (s *TCPServer) trusted(addr net.Addr) bool {
 		}
 	}
 	return false
-}
-
-var errExit = errors.New("exit")
-
-// run reads lines until the client leaves. Puts are gathered while more lines
-// are already buffered, then handed over in one batch; replies are flushed
-// before every read that would block.
-func (ss *session) run(ctx context.Context) error {
-	for {
-		if ss.r.Buffered() == 0 || len(ss.batch) >= maxBatch {
-			if err := ss.flush(ctx); err != nil {
-				return err
-			}
-		}
-		line, err := ss.readLine()
-		if err != nil {
-			if errors.Is(err, errLineTooLong) {
-				RejectedPoints.WithLabelValues(protoTelnet, reasonLineTooLong).Inc()
-				ss.reply("put: illegal argument: line too long: more than %d bytes (--ingest-max-line-bytes)", ss.s.cfg.MaxLineBytes)
-				continue
-			}
-			_ = ss.flush(ctx)
-			return err
-		}
-		if err := ss.handle(ctx, line); err != nil {
-			_ = ss.flush(ctx)
-			return err
-		}
-	}
-}
-
-var errLineTooLong = errors.New("line too long")
-
-// readLine returns the next line without its end; a line longer than
-// MaxLineBytes is consumed and reported as errLineTooLong.
-func (ss *session) readLine() (string, error) {
-	b, err := ss.r.ReadSlice('\n')
-	if errors.Is(err, bufio.ErrBufferFull) || (err == nil && len(b) > ss.s.cfg.MaxLineBytes+1) {
-		for errors.Is(err, bufio.ErrBufferFull) {
-			_, err = ss.r.ReadSlice('\n')
-		}
-		if err != nil {
-			return "", err
-		}
-		return "", errLineTooLong
-	}
-	if err != nil {
-		if len(b) > 0 && errors.Is(err, io.EOF) {
-			return string(bytes.TrimRight(b, "\r")), nil // a last line without its newline
-		}
-		return "", err
-	}
-	b = bytes.TrimRight(b[:len(b)-1], "\r")
-	if len(b) > ss.s.cfg.MaxLineBytes {
-		return "", errLineTooLong
-	}
-	return string(b), nil
-}
-
-// handle runs one command line.
-func (ss *session) handle(ctx context.Context, line string) error {
-	cmd, rest, _ := strings.Cut(strings.TrimLeft(line, " \t"), " ")
-	switch cmd {
-	case "":
-		return nil
-	case "put":
-		if !ss.allowed {
-			RejectedPoints.WithLabelValues(protoTelnet, reasonUnauthorized).Inc()
-			ss.reply("put: authentication required: send \"auth <token>\" first (a token whose role can write)")
-			return nil
-		}
-		p, err := ParsePutLine(line, ss.s.cfg.Limits)
-		if err != nil {
-			RejectedPoints.WithLabelValues(protoTelnet, ingest.ReasonOf(err)).Inc()
-			ss.reply("put: %s", err)
-			return nil
-		}
-		ss.batch = append(ss.batch, p)
-	case "auth":
-		ss.authenticate(ctx, strings.TrimSpace(rest))
-	case "version":
-		// Replies come after every earlier point was queued, so a client can use
-		// version as a barrier.
-		if err := ss.flush(ctx); err != nil {
-			return err
-		}
-		ss.reply("%s", ss.s.cfg.Version)
-	case "help":
-		ss.reply("available commands: auth exit help put version")
-	case "exit":
-		return errExit
-	default:
-		ss.reply("unknown command: %s.  Try `help'.", cmd)
-	}
-	return nil
-}
-
-func (ss *session) authenticate(ctx context.Context, token string) {
-	if token == "" {
-		ss.reply("AUTH_FAIL: usage: auth <token>")
-		return
-	}
-	p, err := ss.s.authn(ctx, token)
-	switch {
-	case err != nil:
-		ss.allowed = false
-		ss.reply("AUTH_FAIL: %s", err)
-	case !p.Role.CanWrite():
-		ss.allowed = false
-		ss.reply("AUTH_FAIL: token %q has role %s, which cannot write data", p.TokenName, p.Role)
-	default:
-		ss.allowed = true
-		ss.reply("AUTH_SUCCESS")
-	}
-}
-
-// flush hands the gathered points to the pipeline, waiting for room (the
-// back-pressure a telnet client feels), and sends the pending replies.
-func (ss *session) flush(ctx context.Context) error {
-	if len(ss.batch) > 0 {
-		pts := ss.batch
-		ss.batch = make([]ingest.Point, 0, len(pts))
-		if err := ss.s.w.Enqueue(ctx, pts); err != nil {
-			RejectedPoints.WithLabelValues(protoTelnet, reasonOverloaded).Add(float64(len(pts)))
-			ss.reply("put: %d points not stored: %s", len(pts), err)
-			_ = ss.out.Flush()
-			return err
-		}
-	}
-	return ss.out.Flush()
-}
-
-func (ss *session) reply(format string, args ...any) {
-	_, _ = ss.out.WriteString(strings.TrimRight(fmt.Sprintf(format, args...), "\n") + "\n")
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,7 +20,21 @@ import (
 )
 
 // startTCP serves on 127.0.0.1; trusted says whether loopback needs no auth.
+// The server stops at the end of the test.
 func startTCP(t *testing.T, w *fakeWriter, trusted bool) string {
+	t.Helper()
+	addr, stop := startTCPServer(t, w, trusted)
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return addr
+}
+
+// startTCPServer is startTCP whose stop the test calls: it cancels Serve's
+// context and returns what Serve returned.
+func startTCPServer(t *testing.T, w *fakeWriter, trusted bool) (addr string, stop func() error) {
 	t.Helper()
 	cfg := TCPConfig{MaxLineBytes: 128, Limits: ingest.DefaultLimits, Version: "amas test"}
 	if trusted {
@@ -42,13 +57,15 @@ func startTCP(t *testing.T, w *fakeWriter, trusted bool) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
+	var once sync.Once
+	var serveErr error
+	return ln.Addr().String(), func() error {
+		once.Do(func() {
+			cancel()
+			serveErr = <-done
+		})
+		return serveErr
+	}
 }
 
 type client struct {
@@ -80,6 +97,14 @@ func (c *client) line() string {
 		c.t.Fatalf("read: %v", err)
 	}
 	return strings.TrimSuffix(l, "\n")
+}
+
+// skipTo reads replies up to the line want, which tells that everything sent
+// before the command answering it was handled.
+func (c *client) skipTo(want string) {
+	c.t.Helper()
+	for c.line() != want {
+	}
 }
 
 func TestTCPPutFromTrustedNetwork(t *testing.T) {
@@ -146,11 +171,9 @@ func TestTCPBackPressure(t *testing.T) {
 		fmt.Fprintln(bw, "version")
 		_ = bw.Flush()
 	}()
-	time.Sleep(200 * time.Millisecond)
-	w.mu.Lock()
-	calls := w.calls
-	w.mu.Unlock()
-	if calls != 1 || len(w.stored()) != 0 {
+	waitFor(t, func() bool { return w.enqueueCalls() >= 1 })
+	time.Sleep(200 * time.Millisecond) // time to read ahead, if the server did
+	if calls := w.enqueueCalls(); calls != 1 || len(w.stored()) != 0 {
 		t.Fatalf("while the queue is full: %d Enqueue calls and %d points, want 1 blocked call", calls, len(w.stored()))
 	}
 	close(w.block)
@@ -166,4 +189,120 @@ func TestTCPBackPressure(t *testing.T) {
 			t.Fatalf("point %d has value %v: order lost", i, p.Value)
 		}
 	}
+}
+
+func TestTCPLineEndings(t *testing.T) {
+	w := &fakeWriter{}
+	c := dial(t, startTCP(t, w, true))
+	c.send("put m 1356998400 1 host=a\r", "put\tm\t1356998400\t2\thost=a", "version\r")
+	if got := c.line(); got != "amas test" {
+		t.Fatalf("got %q", got)
+	}
+	if got := w.stored(); len(got) != 2 || got[0].Tags["host"] != "a" || got[1].Value != 2 {
+		t.Errorf("stored %+v, want both points with clean tags", got)
+	}
+}
+
+// TestTCPConcurrentConnections sends from many clients at once; every point
+// arrives, in order within its connection.
+func TestTCPConcurrentConnections(t *testing.T) {
+	w := &fakeWriter{}
+	addr := startTCP(t, w, true)
+	const conns, perConn = 32, 500
+	var wg sync.WaitGroup
+	for i := range conns {
+		c := dial(t, addr)
+		wg.Go(func() {
+			bw := bufio.NewWriter(c.conn)
+			for j := range perConn {
+				fmt.Fprintf(bw, "put m %d %d conn=c%d\n", 1356998400+j, j, i)
+			}
+			fmt.Fprintln(bw, "version")
+			if err := bw.Flush(); err != nil {
+				t.Error(err)
+				return
+			}
+			if l, err := c.r.ReadString('\n'); err != nil || l != "amas test\n" {
+				t.Errorf("connection %d: version answered %q, %v", i, l, err)
+			}
+		})
+	}
+	wg.Wait()
+	next := map[string]float64{}
+	for _, p := range w.stored() {
+		conn := p.Tags["conn"]
+		if p.Value != next[conn] {
+			t.Fatalf("connection %s: value %v, want %v", conn, p.Value, next[conn])
+		}
+		next[conn]++
+	}
+	if len(next) != conns {
+		t.Fatalf("points from %d connections, want %d", len(next), conns)
+	}
+}
+
+// TestTCPShutdownQueuesWhatWasRead stops the server while the pipeline is
+// full: Serve waits, the points already read are queued once there is room,
+// and the idle connection is closed.
+func TestTCPShutdownQueuesWhatWasRead(t *testing.T) {
+	w := &fakeWriter{block: make(chan struct{})}
+	addr, stop := startTCPServer(t, w, true)
+	busy, idle := dial(t, addr), dial(t, addr)
+	busy.send("put m 1356998400 1 host=a", "put m 1356998401 2 host=a")
+	waitFor(t, func() bool { return w.enqueueCalls() == 1 })
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	select {
+	case err := <-stopped:
+		t.Fatalf("Serve returned %v while a batch waited for room", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(w.block)
+	if err := <-stopped; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if got := w.stored(); len(got) != 2 {
+		t.Errorf("stored %d points, want the 2 read before the stop", len(got))
+	}
+	_ = idle.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := idle.r.ReadString('\n'); err == nil {
+		t.Error("idle connection still open after the stop")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+	}
+}
+
+// TestTCPBackPressureBlocksClient holds the pipeline and keeps writing: once
+// the socket buffers are full the client's writes stall, since the server
+// stops reading instead of buffering without bound.
+func TestTCPBackPressureBlocksClient(t *testing.T) {
+	w := &fakeWriter{block: make(chan struct{})}
+	c := dial(t, startTCP(t, w, true))
+	t.Cleanup(func() { close(w.block) }) // runs before the server stops
+	chunk := []byte(strings.Repeat("put m 1356998400 1 host=a\n", 2500))
+	const limit = 64 << 20
+	written := 0
+	for written < limit {
+		_ = c.conn.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
+		n, err := c.conn.Write(chunk)
+		written += n
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if written >= limit {
+		t.Fatalf("wrote %d bytes while the pipeline was full: the server reads ahead without bound", written)
+	}
+	t.Logf("client blocked after %d bytes", written)
 }

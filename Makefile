@@ -31,6 +31,7 @@ test-timescale:
 
 bench:
 	$(GO) run ./bench/ingest
+	$(GO) run ./bench/agent
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParsePutLine -fuzztime $(FUZZTIME) ./ingest/opentsdb

@@ -2,7 +2,10 @@ package agent
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,15 +42,29 @@ type runningAgent struct {
 
 func startAgent(t *testing.T, srv *fakeServer, spoolDir string, spoolMax int64, seq *sequence) runningAgent {
 	t.Helper()
+	cfg := testConfig(srv, spoolDir)
+	cfg.Spool.MaxBytes = spoolMax
+	return runAgent(t, cfg, Deps{Factory: seq.factory, Version: "test", Log: testLog(t)})
+}
+
+// testConfig ships to srv as host h1 with env=test, in small batches with
+// short pauses, and runs the seq collector every 20ms.
+func testConfig(srv *fakeServer, spoolDir string) Config {
 	cfg := DefaultConfig()
 	cfg.Server, cfg.Token, cfg.Hostname = srv.URL, "secret", "h1"
 	cfg.Tags = map[string]string{"env": "test"}
-	cfg.Spool = SpoolConfig{Dir: spoolDir, MaxBytes: spoolMax}
+	cfg.Spool = SpoolConfig{Dir: spoolDir, MaxBytes: 1 << 20}
 	cfg.Shipping = ShippingConfig{BatchSize: 50, FlushInterval: 10 * time.Millisecond, Timeout: 5 * time.Second, MaxBackoff: 40 * time.Millisecond}
 	cfg.Heartbeat.Interval = 20 * time.Millisecond
 	cfg.Management.Listen = ""
 	cfg.Collectors = map[string]CollectorConfig{"seq": {Interval: 20 * time.Millisecond}}
-	a, err := New(cfg, Deps{Factory: seq.factory, Version: "test", Log: testLog(t)})
+	return cfg
+}
+
+// runAgent builds an agent and runs it until the test ends or stop is called.
+func runAgent(t *testing.T, cfg Config, deps Deps) runningAgent {
+	t.Helper()
+	a, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,4 +203,54 @@ func firstMismatch(got, want []float64) int {
 		}
 	}
 	return min(len(got), len(want))
+}
+
+// TestCollectOnce is --once: every collector (built-in and script) runs once,
+// the points are shipped, and the call returns. Against a server that is
+// down it fails and keeps the points spooled for the next start.
+func TestCollectOnce(t *testing.T) {
+	scripts := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(scripts, "10"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	line := "#!/bin/sh\necho 'test.script 1700000000 7 lang=sh'\n"
+	if err := os.WriteFile(filepath.Join(scripts, "10", "hello.sh"), []byte(line), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv := newFakeServer(t)
+	spool := t.TempDir()
+	seq := &sequence{perRun: 3}
+	once := func() error {
+		cfg := testConfig(srv, spool)
+		cfg.CollectorsDir = scripts
+		a, err := New(cfg, Deps{Factory: seq.factory, Version: "test", Log: testLog(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.CollectOnce(context.Background())
+	}
+
+	srv.down.Store(true)
+	if err := once(); err == nil || !strings.Contains(err.Error(), "stay in the spool") {
+		t.Fatalf("--once against a server answering 503: %v, want the points kept in the spool", err)
+	}
+	srv.down.Store(false)
+	if err := once(); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.seqValues(); !slices.Equal(got, seq32(6)) {
+		t.Fatalf("after two --once runs, the first while the server was down, the server has %v, want 0..5 once each", got)
+	}
+	var script, health int
+	for _, p := range srv.stored() {
+		switch {
+		case p.Metric == "test.script" && p.Value == 7 && p.Tags["lang"] == "sh" && p.Tags["host"] == "h1":
+			script++
+		case p.Metric == MetricCollectorUp && p.Tags["collector"] == "seq" && p.Value == 1:
+			health++
+		}
+	}
+	if script != 2 || health != 2 {
+		t.Errorf("the server has %d script points and %d seq health points, want 2 of each (one per run)", script, health)
+	}
 }

@@ -45,6 +45,7 @@ type App struct {
 	auth     *auth.Service
 	pipeline *ingest.Pipeline
 	hub      *live.Hub // api role: live subscriptions
+	otlp     otlpParts // traces and OTLP (otlp.go)
 
 	httpLn net.Listener
 	http   *http.Server
@@ -105,6 +106,7 @@ func (a *App) init(ctx context.Context) error {
 			QueueSize: a.cfg.QueueSize, BatchSize: a.cfg.BatchSize, Writers: a.cfg.Writers,
 		}, a.log.With("component", "ingest"), a.reg)
 	}
+	a.initOTLP()
 	return nil
 }
 
@@ -143,12 +145,16 @@ func (a *App) Start(ctx context.Context) error {
 			a.goRun("put", func() error { return tcp.Serve(ctx, a.putLn) })
 		}
 	}
+	if err := a.startOTLP(ctx); err != nil {
+		return err
+	}
 	if a.hub != nil {
 		a.goRun("live", func() error { return a.hub.Run(ctx) })
 	}
 	if a.cfg.HasRole("rollup") {
 		w := rollup.New(a.db.Store, rollup.Config{
 			RetentionRaw: a.cfg.RetentionRaw, Retention1m: a.cfg.Retention1m, Retention1h: a.cfg.Retention1h,
+			RetentionSpans: a.cfg.RetentionSpans,
 		}, a.log.With("component", "rollup"), a.reg)
 		a.goRun("rollup", func() error { return w.Run(ctx) })
 	}
@@ -195,6 +201,7 @@ func (a *App) stop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
 	}
+	errs = append(errs, a.stopOTLP(ctx)...)
 	if a.cancel != nil {
 		a.cancel()
 	}
@@ -243,6 +250,7 @@ func (a *App) graphQL() http.Handler {
 		Resolvers: resolvers.Config{
 			Series: st, Names: st, Catalog: st, Stats: st, Agents: st, Live: a.hub,
 			MaxPoints: a.cfg.MaxPoints, IngestRate: ingestRate,
+			Traces: st, LiveSpans: a.otlp.hub,
 		},
 	})
 }

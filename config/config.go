@@ -44,6 +44,10 @@ type Server struct {
 	Retention1m  time.Duration
 	Retention1h  time.Duration
 
+	RetentionSpans    time.Duration
+	SpanQueueSize     int
+	TracesREDInterval time.Duration
+
 	SessionTTL    time.Duration
 	CookieSecure  bool
 	QueryTimeout  time.Duration
@@ -99,6 +103,9 @@ func (c *Server) Flags(fs *flag.FlagSet) []Setting {
 	add("retention-raw", "720h", "how long raw samples are kept (whole days are dropped)", (*durationValue)(&c.RetentionRaw))
 	add("retention-1m", "2160h", "how long 1-minute rollups are kept", (*durationValue)(&c.Retention1m))
 	add("retention-1h", "17520h", "how long 1-hour rollups are kept", (*durationValue)(&c.Retention1h))
+	add("retention-spans", "168h", "how long spans are kept (whole days are dropped)", (*durationValue)(&c.RetentionSpans))
+	add("otlp-span-queue-size", "200000", "spans accepted but not yet committed; beyond it OTLP clients get back-pressure", (*intValue)(&c.SpanQueueSize))
+	add("traces-red-interval", "10s", "width of one point of the span-derived RED metrics (traces.span.*)", (*durationValue)(&c.TracesREDInterval))
 
 	add("session-ttl", "168h", "how long a login session lasts", (*durationValue)(&c.SessionTTL))
 	add("cookie-secure", "false", "mark the session cookie Secure (set behind HTTPS)", (*boolValue)(&c.CookieSecure))
@@ -209,6 +216,7 @@ func (c *Server) Validate() error {
 		"ingest-writers": int64(c.Writers), "ingest-max-body-bytes": c.MaxBodyBytes,
 		"ingest-max-line-bytes": int64(c.MaxLineBytes), "ingest-max-tags": int64(c.MaxTagsPerPoint),
 		"query-max-points": int64(c.MaxPoints), "query-max-complexity": int64(c.MaxComplexity),
+		"otlp-span-queue-size": int64(c.SpanQueueSize), "traces-red-interval": int64(c.TracesREDInterval),
 	}
 	for name, v := range positive {
 		if v <= 0 {
@@ -223,6 +231,9 @@ func (c *Server) Validate() error {
 	}
 	if c.Retention1m < c.RetentionRaw || c.Retention1h < c.Retention1m {
 		errs = append(errs, errors.New("retention must not shrink with coarser data: --retention-raw <= --retention-1m <= --retention-1h"))
+	}
+	if c.RetentionSpans < 24*time.Hour {
+		errs = append(errs, fmt.Errorf("--retention-spans must be at least 24h (spans are kept in daily partitions), got %s", c.RetentionSpans))
 	}
 	if !contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
 		errs = append(errs, fmt.Errorf("--log-level: %q is not debug, info, warn or error", c.LogLevel))

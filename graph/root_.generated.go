@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/amas-eye/amas/graph/model"
@@ -55,6 +56,11 @@ type ComplexityRoot struct {
 		Up        func(childComplexity int) int
 	}
 
+	Attribute struct {
+		Key   func(childComplexity int) int
+		Value func(childComplexity int) int
+	}
+
 	MetricCatalogPage struct {
 		Items func(childComplexity int) int
 		Total func(childComplexity int) int
@@ -75,21 +81,44 @@ type ComplexityRoot struct {
 		UpdateMetricMeta func(childComplexity int, metric string, description *string, unit *string) int
 	}
 
+	OperationStats struct {
+		Operation func(childComplexity int) int
+		Points    func(childComplexity int) int
+		Step      func(childComplexity int) int
+	}
+
 	Point struct {
 		T func(childComplexity int) int
 		V func(childComplexity int) int
 	}
 
 	Query struct {
-		Agents        func(childComplexity int) int
-		Me            func(childComplexity int) int
-		MetricCatalog func(childComplexity int, match *string, limit *int, offset *int) int
-		MetricInfo    func(childComplexity int, metric string) int
-		Metrics       func(childComplexity int, match *string, limit *int) int
-		Series        func(childComplexity int, query model.SeriesQuery) int
-		Stats         func(childComplexity int) int
-		TagKeys       func(childComplexity int, metric string) int
-		TagValues     func(childComplexity int, metric string, key string, match *string) int
+		Agents         func(childComplexity int) int
+		Me             func(childComplexity int) int
+		MetricCatalog  func(childComplexity int, match *string, limit *int, offset *int) int
+		MetricInfo     func(childComplexity int, metric string) int
+		Metrics        func(childComplexity int, match *string, limit *int) int
+		OperationStats func(childComplexity int, service string, from time.Time, to time.Time, step *time.Duration) int
+		Operations     func(childComplexity int, service string) int
+		Series         func(childComplexity int, query model.SeriesQuery) int
+		ServiceMap     func(childComplexity int, from time.Time, to time.Time) int
+		Services       func(childComplexity int) int
+		Stats          func(childComplexity int) int
+		TagKeys        func(childComplexity int, metric string) int
+		TagValues      func(childComplexity int, metric string, key string, match *string) int
+		Trace          func(childComplexity int, id string) int
+		Traces         func(childComplexity int, filter model.TraceFilter) int
+	}
+
+	REDPoint struct {
+		Calls       func(childComplexity int) int
+		ErrorRate   func(childComplexity int) int
+		Errors      func(childComplexity int) int
+		P50         func(childComplexity int) int
+		P95         func(childComplexity int) int
+		P99         func(childComplexity int) int
+		RequestRate func(childComplexity int) int
+		T           func(childComplexity int) int
 	}
 
 	Series struct {
@@ -97,6 +126,58 @@ type ComplexityRoot struct {
 		Metric func(childComplexity int) int
 		Points func(childComplexity int) int
 		Tags   func(childComplexity int) int
+	}
+
+	ServiceEdge struct {
+		Callee func(childComplexity int) int
+		Caller func(childComplexity int) int
+		Calls  func(childComplexity int) int
+		Errors func(childComplexity int) int
+		P95    func(childComplexity int) int
+	}
+
+	ServiceMap struct {
+		Edges func(childComplexity int) int
+		Nodes func(childComplexity int) int
+	}
+
+	ServiceNode struct {
+		Calls       func(childComplexity int) int
+		ErrorRate   func(childComplexity int) int
+		Errors      func(childComplexity int) int
+		P95         func(childComplexity int) int
+		RequestRate func(childComplexity int) int
+		Service     func(childComplexity int) int
+	}
+
+	Span struct {
+		Attributes    func(childComplexity int) int
+		Depth         func(childComplexity int) int
+		Duration      func(childComplexity int) int
+		Events        func(childComplexity int) int
+		Kind          func(childComplexity int) int
+		Links         func(childComplexity int) int
+		Name          func(childComplexity int) int
+		ParentSpanID  func(childComplexity int) int
+		Resource      func(childComplexity int) int
+		Service       func(childComplexity int) int
+		SpanID        func(childComplexity int) int
+		Start         func(childComplexity int) int
+		Status        func(childComplexity int) int
+		StatusMessage func(childComplexity int) int
+		TraceID       func(childComplexity int) int
+	}
+
+	SpanEvent struct {
+		Attributes func(childComplexity int) int
+		Name       func(childComplexity int) int
+		Time       func(childComplexity int) int
+	}
+
+	SpanLink struct {
+		Attributes func(childComplexity int) int
+		SpanID     func(childComplexity int) int
+		TraceID    func(childComplexity int) int
 	}
 
 	Stats struct {
@@ -107,11 +188,28 @@ type ComplexityRoot struct {
 
 	Subscription struct {
 		LiveSeries func(childComplexity int, query model.SeriesQuery) int
+		LiveSpans  func(childComplexity int, filter *model.LiveSpanFilter) int
 	}
 
 	Tag struct {
 		Key   func(childComplexity int) int
 		Value func(childComplexity int) int
+	}
+
+	Trace struct {
+		Spans   func(childComplexity int) int
+		TraceID func(childComplexity int) int
+	}
+
+	TraceSummary struct {
+		Duration      func(childComplexity int) int
+		ErrorCount    func(childComplexity int) int
+		RootOperation func(childComplexity int) int
+		RootService   func(childComplexity int) int
+		Services      func(childComplexity int) int
+		SpanCount     func(childComplexity int) int
+		Start         func(childComplexity int) int
+		TraceID       func(childComplexity int) int
 	}
 
 	User struct {
@@ -227,6 +325,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AgentCollector.Up(childComplexity), true
 
+	case "Attribute.key":
+		if e.ComplexityRoot.Attribute.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attribute.Key(childComplexity), true
+	case "Attribute.value":
+		if e.ComplexityRoot.Attribute.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Attribute.Value(childComplexity), true
+
 	case "MetricCatalogPage.items":
 		if e.ComplexityRoot.MetricCatalogPage.Items == nil {
 			break
@@ -306,6 +417,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Mutation.UpdateMetricMeta(childComplexity, args["metric"].(string), args["description"].(*string), args["unit"].(*string)), true
 
+	case "OperationStats.operation":
+		if e.ComplexityRoot.OperationStats.Operation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OperationStats.Operation(childComplexity), true
+	case "OperationStats.points":
+		if e.ComplexityRoot.OperationStats.Points == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OperationStats.Points(childComplexity), true
+	case "OperationStats.step":
+		if e.ComplexityRoot.OperationStats.Step == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OperationStats.Step(childComplexity), true
+
 	case "Point.t":
 		if e.ComplexityRoot.Point.T == nil {
 			break
@@ -365,6 +495,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Metrics(childComplexity, args["match"].(*string), args["limit"].(*int)), true
+	case "Query.operationStats":
+		if e.ComplexityRoot.Query.OperationStats == nil {
+			break
+		}
+
+		args, err := ec.field_Query_operationStats_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.OperationStats(childComplexity, args["service"].(string), args["from"].(time.Time), args["to"].(time.Time), args["step"].(*time.Duration)), true
+	case "Query.operations":
+		if e.ComplexityRoot.Query.Operations == nil {
+			break
+		}
+
+		args, err := ec.field_Query_operations_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Operations(childComplexity, args["service"].(string)), true
 	case "Query.series":
 		if e.ComplexityRoot.Query.Series == nil {
 			break
@@ -376,6 +528,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Series(childComplexity, args["query"].(model.SeriesQuery)), true
+	case "Query.serviceMap":
+		if e.ComplexityRoot.Query.ServiceMap == nil {
+			break
+		}
+
+		args, err := ec.field_Query_serviceMap_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ServiceMap(childComplexity, args["from"].(time.Time), args["to"].(time.Time)), true
+	case "Query.services":
+		if e.ComplexityRoot.Query.Services == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Services(childComplexity), true
 	case "Query.stats":
 		if e.ComplexityRoot.Query.Stats == nil {
 			break
@@ -404,6 +573,77 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.TagValues(childComplexity, args["metric"].(string), args["key"].(string), args["match"].(*string)), true
+	case "Query.trace":
+		if e.ComplexityRoot.Query.Trace == nil {
+			break
+		}
+
+		args, err := ec.field_Query_trace_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Trace(childComplexity, args["id"].(string)), true
+	case "Query.traces":
+		if e.ComplexityRoot.Query.Traces == nil {
+			break
+		}
+
+		args, err := ec.field_Query_traces_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Traces(childComplexity, args["filter"].(model.TraceFilter)), true
+
+	case "REDPoint.calls":
+		if e.ComplexityRoot.REDPoint.Calls == nil {
+			break
+		}
+
+		return e.ComplexityRoot.REDPoint.Calls(childComplexity), true
+	case "REDPoint.errorRate":
+		if e.ComplexityRoot.REDPoint.ErrorRate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.REDPoint.ErrorRate(childComplexity), true
+	case "REDPoint.errors":
+		if e.ComplexityRoot.REDPoint.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.REDPoint.Errors(childComplexity), true
+	case "REDPoint.p50":
+		if e.ComplexityRoot.REDPoint.P50 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.REDPoint.P50(childComplexity), true
+	case "REDPoint.p95":
+		if e.ComplexityRoot.REDPoint.P95 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.REDPoint.P95(childComplexity), true
+	case "REDPoint.p99":
+		if e.ComplexityRoot.REDPoint.P99 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.REDPoint.P99(childComplexity), true
+	case "REDPoint.requestRate":
+		if e.ComplexityRoot.REDPoint.RequestRate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.REDPoint.RequestRate(childComplexity), true
+	case "REDPoint.t":
+		if e.ComplexityRoot.REDPoint.T == nil {
+			break
+		}
+
+		return e.ComplexityRoot.REDPoint.T(childComplexity), true
 
 	case "Series.info":
 		if e.ComplexityRoot.Series.Info == nil {
@@ -429,6 +669,216 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Series.Tags(childComplexity), true
+
+	case "ServiceEdge.callee":
+		if e.ComplexityRoot.ServiceEdge.Callee == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceEdge.Callee(childComplexity), true
+	case "ServiceEdge.caller":
+		if e.ComplexityRoot.ServiceEdge.Caller == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceEdge.Caller(childComplexity), true
+	case "ServiceEdge.calls":
+		if e.ComplexityRoot.ServiceEdge.Calls == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceEdge.Calls(childComplexity), true
+	case "ServiceEdge.errors":
+		if e.ComplexityRoot.ServiceEdge.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceEdge.Errors(childComplexity), true
+	case "ServiceEdge.p95":
+		if e.ComplexityRoot.ServiceEdge.P95 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceEdge.P95(childComplexity), true
+
+	case "ServiceMap.edges":
+		if e.ComplexityRoot.ServiceMap.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceMap.Edges(childComplexity), true
+	case "ServiceMap.nodes":
+		if e.ComplexityRoot.ServiceMap.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceMap.Nodes(childComplexity), true
+
+	case "ServiceNode.calls":
+		if e.ComplexityRoot.ServiceNode.Calls == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceNode.Calls(childComplexity), true
+	case "ServiceNode.errorRate":
+		if e.ComplexityRoot.ServiceNode.ErrorRate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceNode.ErrorRate(childComplexity), true
+	case "ServiceNode.errors":
+		if e.ComplexityRoot.ServiceNode.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceNode.Errors(childComplexity), true
+	case "ServiceNode.p95":
+		if e.ComplexityRoot.ServiceNode.P95 == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceNode.P95(childComplexity), true
+	case "ServiceNode.requestRate":
+		if e.ComplexityRoot.ServiceNode.RequestRate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceNode.RequestRate(childComplexity), true
+	case "ServiceNode.service":
+		if e.ComplexityRoot.ServiceNode.Service == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ServiceNode.Service(childComplexity), true
+
+	case "Span.attributes":
+		if e.ComplexityRoot.Span.Attributes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Span.Attributes(childComplexity), true
+	case "Span.depth":
+		if e.ComplexityRoot.Span.Depth == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Span.Depth(childComplexity), true
+	case "Span.duration":
+		if e.ComplexityRoot.Span.Duration == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Span.Duration(childComplexity), true
+	case "Span.events":
+		if e.ComplexityRoot.Span.Events == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Span.Events(childComplexity), true
+	case "Span.kind":
+		if e.ComplexityRoot.Span.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Span.Kind(childComplexity), true
+	case "Span.links":
+		if e.ComplexityRoot.Span.Links == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Span.Links(childComplexity), true
+	case "Span.name":
+		if e.ComplexityRoot.Span.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Span.Name(childComplexity), true
+	case "Span.parentSpanId":
+		if e.ComplexityRoot.Span.ParentSpanID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Span.ParentSpanID(childComplexity), true
+	case "Span.resource":
+		if e.ComplexityRoot.Span.Resource == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Span.Resource(childComplexity), true
+	case "Span.service":
+		if e.ComplexityRoot.Span.Service == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Span.Service(childComplexity), true
+	case "Span.spanId":
+		if e.ComplexityRoot.Span.SpanID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Span.SpanID(childComplexity), true
+	case "Span.start":
+		if e.ComplexityRoot.Span.Start == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Span.Start(childComplexity), true
+	case "Span.status":
+		if e.ComplexityRoot.Span.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Span.Status(childComplexity), true
+	case "Span.statusMessage":
+		if e.ComplexityRoot.Span.StatusMessage == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Span.StatusMessage(childComplexity), true
+	case "Span.traceId":
+		if e.ComplexityRoot.Span.TraceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Span.TraceID(childComplexity), true
+
+	case "SpanEvent.attributes":
+		if e.ComplexityRoot.SpanEvent.Attributes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SpanEvent.Attributes(childComplexity), true
+	case "SpanEvent.name":
+		if e.ComplexityRoot.SpanEvent.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SpanEvent.Name(childComplexity), true
+	case "SpanEvent.time":
+		if e.ComplexityRoot.SpanEvent.Time == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SpanEvent.Time(childComplexity), true
+
+	case "SpanLink.attributes":
+		if e.ComplexityRoot.SpanLink.Attributes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SpanLink.Attributes(childComplexity), true
+	case "SpanLink.spanId":
+		if e.ComplexityRoot.SpanLink.SpanID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SpanLink.SpanID(childComplexity), true
+	case "SpanLink.traceId":
+		if e.ComplexityRoot.SpanLink.TraceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SpanLink.TraceID(childComplexity), true
 
 	case "Stats.metricCount":
 		if e.ComplexityRoot.Stats.MetricCount == nil {
@@ -460,6 +910,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.LiveSeries(childComplexity, args["query"].(model.SeriesQuery)), true
+	case "Subscription.liveSpans":
+		if e.ComplexityRoot.Subscription.LiveSpans == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_liveSpans_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.LiveSpans(childComplexity, args["filter"].(*model.LiveSpanFilter)), true
 
 	case "Tag.key":
 		if e.ComplexityRoot.Tag.Key == nil {
@@ -473,6 +934,68 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Tag.Value(childComplexity), true
+
+	case "Trace.spans":
+		if e.ComplexityRoot.Trace.Spans == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trace.Spans(childComplexity), true
+	case "Trace.traceId":
+		if e.ComplexityRoot.Trace.TraceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Trace.TraceID(childComplexity), true
+
+	case "TraceSummary.duration":
+		if e.ComplexityRoot.TraceSummary.Duration == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TraceSummary.Duration(childComplexity), true
+	case "TraceSummary.errorCount":
+		if e.ComplexityRoot.TraceSummary.ErrorCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TraceSummary.ErrorCount(childComplexity), true
+	case "TraceSummary.rootOperation":
+		if e.ComplexityRoot.TraceSummary.RootOperation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TraceSummary.RootOperation(childComplexity), true
+	case "TraceSummary.rootService":
+		if e.ComplexityRoot.TraceSummary.RootService == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TraceSummary.RootService(childComplexity), true
+	case "TraceSummary.services":
+		if e.ComplexityRoot.TraceSummary.Services == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TraceSummary.Services(childComplexity), true
+	case "TraceSummary.spanCount":
+		if e.ComplexityRoot.TraceSummary.SpanCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TraceSummary.SpanCount(childComplexity), true
+	case "TraceSummary.start":
+		if e.ComplexityRoot.TraceSummary.Start == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TraceSummary.Start(childComplexity), true
+	case "TraceSummary.traceId":
+		if e.ComplexityRoot.TraceSummary.TraceID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TraceSummary.TraceID(childComplexity), true
 
 	case "User.apiToken":
 		if e.ComplexityRoot.User.APIToken == nil {
@@ -502,8 +1025,11 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
+			graphql.NewInputUnmarshaler("AttributeFilter", ec.unmarshalInputAttributeFilter),
+			graphql.NewInputUnmarshaler("LiveSpanFilter", ec.unmarshalInputLiveSpanFilter),
 			graphql.NewInputUnmarshaler("SeriesQuery", ec.unmarshalInputSeriesQuery),
 			graphql.NewInputUnmarshaler("TagFilter", ec.unmarshalInputTagFilter),
+			graphql.NewInputUnmarshaler("TraceFilter", ec.unmarshalInputTraceFilter),
 		)
 	}
 	first := true
@@ -810,6 +1336,182 @@ type Stats {
   samplesIngestedPerSecond: Float!
 }
 `, BuiltIn: false},
+	{Name: "../schema/traces.graphqls", Input: `# Traces: spans received over OTLP (and Zipkin), searched, shown as call chains,
+# summarised as a service map and RED statistics, and pushed live.
+# Ids are lowercase hex as OpenTelemetry prints them: 32 digits for a trace, 16
+# for a span.
+
+extend type Query {
+  "Services (service.name) that sent spans still retained, sorted."
+  services: [String!]!
+  "The operations (span names) of service, sorted."
+  operations(service: String!): [String!]!
+  "Traces with at least one span matching filter, the most recent match first."
+  traces(filter: TraceFilter!): [TraceSummary!]!
+  "The spans of one trace ordered for a call-chain (waterfall) view; null when no span of it is stored. A malformed id is an error."
+  trace(id: ID!): Trace
+  "Services and the calls between them, from the spans that started in [from, to)."
+  serviceMap(from: Time!, to: Time!): ServiceMap!
+  "Rate, errors and duration of each operation of service in buckets of step (absent: about 60 buckets)."
+  operationStats(service: String!, from: Time!, to: Time!, step: Duration): [OperationStats!]!
+}
+
+extend type Subscription {
+  "Spans as they are stored (by any replica) that pass filter, one message per commit."
+  liveSpans(filter: LiveSpanFilter): [Span!]!
+}
+
+input TraceFilter {
+  service: String
+  operation: String
+  "All must match one span: its attribute, or its resource's attribute, key equals value (compared as text)."
+  attributes: [AttributeFilter!]
+  "Only spans lasting at least this long."
+  minDuration: Duration
+  "Only spans lasting at most this long."
+  maxDuration: Duration
+  "Only spans with status ERROR."
+  errorsOnly: Boolean
+  "Spans that started in [from, to)."
+  from: Time!
+  to: Time!
+  "At most this many traces (default 20, at most 1000)."
+  limit: Int
+}
+
+input AttributeFilter {
+  key: String!
+  value: String!
+}
+
+input LiveSpanFilter {
+  service: String
+  operation: String
+  errorsOnly: Boolean
+}
+
+type TraceSummary {
+  traceId: ID!
+  "Service and operation of the root span (the earliest span when the root is missing)."
+  rootService: String!
+  rootOperation: String!
+  start: Time!
+  "From the first span's start to the last span's end, in milliseconds."
+  duration: Float!
+  spanCount: Int!
+  errorCount: Int!
+  services: [String!]!
+}
+
+type Trace {
+  traceId: ID!
+  "Depth first: each span followed by its children, children by start time."
+  spans: [Span!]!
+}
+
+enum SpanKind {
+  UNSPECIFIED
+  INTERNAL
+  SERVER
+  CLIENT
+  PRODUCER
+  CONSUMER
+}
+
+enum SpanStatus {
+  UNSET
+  OK
+  ERROR
+}
+
+type Span {
+  traceId: ID!
+  spanId: ID!
+  "Null for a root span."
+  parentSpanId: ID
+  service: String!
+  name: String!
+  kind: SpanKind!
+  start: Time!
+  "In milliseconds."
+  duration: Float!
+  status: SpanStatus!
+  statusMessage: String!
+  "Depth in the call tree, in trace(id): 0 for roots. Always 0 in liveSpans."
+  depth: Int!
+  attributes: [Attribute!]!
+  "Attributes of the resource (process, host, service) that sent the span."
+  resource: [Attribute!]!
+  events: [SpanEvent!]!
+  links: [SpanLink!]!
+}
+
+"An attribute; value is the text of strings, the JSON of other types."
+type Attribute {
+  key: String!
+  value: String!
+}
+
+type SpanEvent {
+  time: Time!
+  name: String!
+  attributes: [Attribute!]!
+}
+
+type SpanLink {
+  traceId: ID!
+  spanId: ID!
+  attributes: [Attribute!]!
+}
+
+type ServiceMap {
+  nodes: [ServiceNode!]!
+  edges: [ServiceEdge!]!
+}
+
+"A service's entry spans (server and consumer spans, and roots)."
+type ServiceNode {
+  service: String!
+  "Entry spans per second over the range."
+  requestRate: Float!
+  "Fraction (0 to 1) of the entry spans with status ERROR."
+  errorRate: Float!
+  "95th percentile of the entry spans' duration, in milliseconds."
+  p95: Float!
+  calls: Int!
+  errors: Int!
+}
+
+"Spans of callee whose parent span belongs to caller."
+type ServiceEdge {
+  caller: String!
+  callee: String!
+  calls: Int!
+  errors: Int!
+  "95th percentile of the callee spans' duration, in milliseconds."
+  p95: Float!
+}
+
+type OperationStats {
+  operation: String!
+  step: Duration!
+  points: [REDPoint!]!
+}
+
+"One bucket: t is its start; durations in milliseconds."
+type REDPoint {
+  t: Time!
+  calls: Int!
+  "Calls per second."
+  requestRate: Float!
+  errors: Int!
+  "Fraction (0 to 1) of the calls with status ERROR."
+  errorRate: Float!
+  p50: Float!
+  p95: Float!
+  p99: Float!
+}
+`, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -859,6 +1561,16 @@ func (ec *executionContext) childFields_AgentCollector(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type AgentCollector", field.Name)
 }
 
+func (ec *executionContext) childFields_Attribute(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "key":
+		return ec.fieldContext_Attribute_key(ctx, field)
+	case "value":
+		return ec.fieldContext_Attribute_value(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Attribute", field.Name)
+}
+
 func (ec *executionContext) childFields_MetricCatalogPage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "items":
@@ -887,6 +1599,18 @@ func (ec *executionContext) childFields_MetricInfo(ctx context.Context, field gr
 	return nil, fmt.Errorf("no field named %q was found under type MetricInfo", field.Name)
 }
 
+func (ec *executionContext) childFields_OperationStats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "operation":
+		return ec.fieldContext_OperationStats_operation(ctx, field)
+	case "step":
+		return ec.fieldContext_OperationStats_step(ctx, field)
+	case "points":
+		return ec.fieldContext_OperationStats_points(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OperationStats", field.Name)
+}
+
 func (ec *executionContext) childFields_Point(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "t":
@@ -895,6 +1619,28 @@ func (ec *executionContext) childFields_Point(ctx context.Context, field graphql
 		return ec.fieldContext_Point_v(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Point", field.Name)
+}
+
+func (ec *executionContext) childFields_REDPoint(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "t":
+		return ec.fieldContext_REDPoint_t(ctx, field)
+	case "calls":
+		return ec.fieldContext_REDPoint_calls(ctx, field)
+	case "requestRate":
+		return ec.fieldContext_REDPoint_requestRate(ctx, field)
+	case "errors":
+		return ec.fieldContext_REDPoint_errors(ctx, field)
+	case "errorRate":
+		return ec.fieldContext_REDPoint_errorRate(ctx, field)
+	case "p50":
+		return ec.fieldContext_REDPoint_p50(ctx, field)
+	case "p95":
+		return ec.fieldContext_REDPoint_p95(ctx, field)
+	case "p99":
+		return ec.fieldContext_REDPoint_p99(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type REDPoint", field.Name)
 }
 
 func (ec *executionContext) childFields_Series(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -909,6 +1655,110 @@ func (ec *executionContext) childFields_Series(ctx context.Context, field graphq
 		return ec.fieldContext_Series_info(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Series", field.Name)
+}
+
+func (ec *executionContext) childFields_ServiceEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "caller":
+		return ec.fieldContext_ServiceEdge_caller(ctx, field)
+	case "callee":
+		return ec.fieldContext_ServiceEdge_callee(ctx, field)
+	case "calls":
+		return ec.fieldContext_ServiceEdge_calls(ctx, field)
+	case "errors":
+		return ec.fieldContext_ServiceEdge_errors(ctx, field)
+	case "p95":
+		return ec.fieldContext_ServiceEdge_p95(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ServiceEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_ServiceMap(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "nodes":
+		return ec.fieldContext_ServiceMap_nodes(ctx, field)
+	case "edges":
+		return ec.fieldContext_ServiceMap_edges(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ServiceMap", field.Name)
+}
+
+func (ec *executionContext) childFields_ServiceNode(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "service":
+		return ec.fieldContext_ServiceNode_service(ctx, field)
+	case "requestRate":
+		return ec.fieldContext_ServiceNode_requestRate(ctx, field)
+	case "errorRate":
+		return ec.fieldContext_ServiceNode_errorRate(ctx, field)
+	case "p95":
+		return ec.fieldContext_ServiceNode_p95(ctx, field)
+	case "calls":
+		return ec.fieldContext_ServiceNode_calls(ctx, field)
+	case "errors":
+		return ec.fieldContext_ServiceNode_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ServiceNode", field.Name)
+}
+
+func (ec *executionContext) childFields_Span(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "traceId":
+		return ec.fieldContext_Span_traceId(ctx, field)
+	case "spanId":
+		return ec.fieldContext_Span_spanId(ctx, field)
+	case "parentSpanId":
+		return ec.fieldContext_Span_parentSpanId(ctx, field)
+	case "service":
+		return ec.fieldContext_Span_service(ctx, field)
+	case "name":
+		return ec.fieldContext_Span_name(ctx, field)
+	case "kind":
+		return ec.fieldContext_Span_kind(ctx, field)
+	case "start":
+		return ec.fieldContext_Span_start(ctx, field)
+	case "duration":
+		return ec.fieldContext_Span_duration(ctx, field)
+	case "status":
+		return ec.fieldContext_Span_status(ctx, field)
+	case "statusMessage":
+		return ec.fieldContext_Span_statusMessage(ctx, field)
+	case "depth":
+		return ec.fieldContext_Span_depth(ctx, field)
+	case "attributes":
+		return ec.fieldContext_Span_attributes(ctx, field)
+	case "resource":
+		return ec.fieldContext_Span_resource(ctx, field)
+	case "events":
+		return ec.fieldContext_Span_events(ctx, field)
+	case "links":
+		return ec.fieldContext_Span_links(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Span", field.Name)
+}
+
+func (ec *executionContext) childFields_SpanEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "time":
+		return ec.fieldContext_SpanEvent_time(ctx, field)
+	case "name":
+		return ec.fieldContext_SpanEvent_name(ctx, field)
+	case "attributes":
+		return ec.fieldContext_SpanEvent_attributes(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SpanEvent", field.Name)
+}
+
+func (ec *executionContext) childFields_SpanLink(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "traceId":
+		return ec.fieldContext_SpanLink_traceId(ctx, field)
+	case "spanId":
+		return ec.fieldContext_SpanLink_spanId(ctx, field)
+	case "attributes":
+		return ec.fieldContext_SpanLink_attributes(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SpanLink", field.Name)
 }
 
 func (ec *executionContext) childFields_Stats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -931,6 +1781,38 @@ func (ec *executionContext) childFields_Tag(ctx context.Context, field graphql.C
 		return ec.fieldContext_Tag_value(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Tag", field.Name)
+}
+
+func (ec *executionContext) childFields_Trace(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "traceId":
+		return ec.fieldContext_Trace_traceId(ctx, field)
+	case "spans":
+		return ec.fieldContext_Trace_spans(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Trace", field.Name)
+}
+
+func (ec *executionContext) childFields_TraceSummary(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "traceId":
+		return ec.fieldContext_TraceSummary_traceId(ctx, field)
+	case "rootService":
+		return ec.fieldContext_TraceSummary_rootService(ctx, field)
+	case "rootOperation":
+		return ec.fieldContext_TraceSummary_rootOperation(ctx, field)
+	case "start":
+		return ec.fieldContext_TraceSummary_start(ctx, field)
+	case "duration":
+		return ec.fieldContext_TraceSummary_duration(ctx, field)
+	case "spanCount":
+		return ec.fieldContext_TraceSummary_spanCount(ctx, field)
+	case "errorCount":
+		return ec.fieldContext_TraceSummary_errorCount(ctx, field)
+	case "services":
+		return ec.fieldContext_TraceSummary_services(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TraceSummary", field.Name)
 }
 
 func (ec *executionContext) childFields_User(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

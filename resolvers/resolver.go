@@ -75,6 +75,9 @@ type Config struct {
 	Stats   StatsReader
 	Live    LiveSeries
 	Agents  AgentLister
+	// Traces and LiveSpans serve the trace fields (traces_*.go).
+	Traces    TraceReader
+	LiveSpans LiveSpanSource
 
 	Sessions Sessions
 	Cookies  SessionCookies

@@ -21,6 +21,8 @@ type Config struct {
 	// RetentionRaw, Retention1m and Retention1h are how long raw samples, 1-minute
 	// and 1-hour rollups are kept.
 	RetentionRaw, Retention1m, Retention1h time.Duration
+	// RetentionSpans is how long spans are kept; zero keeps them forever.
+	RetentionSpans time.Duration
 	// Interval is how often pending minutes are rolled up (default 10s).
 	Interval time.Duration
 	// PartitionsAhead is how many days after today get their partition in advance
@@ -89,8 +91,13 @@ func (w *Worker) runTimescale(ctx context.Context) error {
 	}
 	w.log.Info("TimescaleDB continuous aggregates and policies maintain the rollups and retention",
 		"retention_raw", w.cfg.RetentionRaw, "retention_1m", w.cfg.Retention1m, "retention_1h", w.cfg.Retention1h)
-	<-ctx.Done()
-	return nil
+	// Spans are a plain partitioned table on TimescaleDB too.
+	for {
+		w.maintainSpans(ctx, w.now())
+		if !sleep(ctx, maintenanceInterval) {
+			return nil
+		}
+	}
 }
 
 // leadWhileLocked takes the rollup lock if it is free and works until ctx ends or
@@ -178,6 +185,25 @@ func (w *Worker) maintain(ctx context.Context, now time.Time) {
 	}
 	if err != nil {
 		w.fail(ctx, "apply retention", err)
+	}
+	w.maintainSpans(ctx, now)
+}
+
+// maintainSpans creates the coming days' span partitions and drops expired ones.
+func (w *Worker) maintainSpans(ctx context.Context, now time.Time) {
+	if err := w.st.CreateSpanPartitionsAhead(ctx, now, w.cfg.PartitionsAhead); err != nil {
+		w.fail(ctx, "create span partitions ahead", err)
+	}
+	if w.cfg.RetentionSpans <= 0 {
+		return
+	}
+	dropped, err := w.st.ApplySpanRetention(ctx, now, w.cfg.RetentionSpans)
+	w.metrics.droppedPartitions.Add(float64(len(dropped)))
+	if len(dropped) > 0 {
+		w.log.Info("span retention applied", "dropped_partitions", dropped)
+	}
+	if err != nil {
+		w.fail(ctx, "apply span retention", err)
 	}
 }
 

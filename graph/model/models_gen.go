@@ -3,11 +3,32 @@
 package model
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
 	"time"
 
 	"github.com/amas-eye/amas/auth"
 	"github.com/amas-eye/amas/store"
 )
+
+// An attribute; value is the text of strings, the JSON of other types.
+type Attribute struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+type AttributeFilter struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+type LiveSpanFilter struct {
+	Service    *string `json:"service,omitempty"`
+	Operation  *string `json:"operation,omitempty"`
+	ErrorsOnly *bool   `json:"errorsOnly,omitempty"`
+}
 
 type MetricCatalogPage struct {
 	Items []store.MetricInfo `json:"items"`
@@ -18,7 +39,27 @@ type MetricCatalogPage struct {
 type Mutation struct {
 }
 
+type OperationStats struct {
+	Operation string        `json:"operation"`
+	Step      time.Duration `json:"step"`
+	Points    []REDPoint    `json:"points"`
+}
+
 type Query struct {
+}
+
+// One bucket: t is its start; durations in milliseconds.
+type REDPoint struct {
+	T     time.Time `json:"t"`
+	Calls int       `json:"calls"`
+	// Calls per second.
+	RequestRate float64 `json:"requestRate"`
+	Errors      int     `json:"errors"`
+	// Fraction (0 to 1) of the calls with status ERROR.
+	ErrorRate float64 `json:"errorRate"`
+	P50       float64 `json:"p50"`
+	P95       float64 `json:"p95"`
+	P99       float64 `json:"p99"`
 }
 
 type SeriesQuery struct {
@@ -37,6 +78,68 @@ type SeriesQuery struct {
 	Step *time.Duration `json:"step,omitempty"`
 }
 
+// Spans of callee whose parent span belongs to caller.
+type ServiceEdge struct {
+	Caller string `json:"caller"`
+	Callee string `json:"callee"`
+	Calls  int    `json:"calls"`
+	Errors int    `json:"errors"`
+	// 95th percentile of the callee spans' duration, in milliseconds.
+	P95 float64 `json:"p95"`
+}
+
+type ServiceMap struct {
+	Nodes []ServiceNode `json:"nodes"`
+	Edges []ServiceEdge `json:"edges"`
+}
+
+// A service's entry spans (server and consumer spans, and roots).
+type ServiceNode struct {
+	Service string `json:"service"`
+	// Entry spans per second over the range.
+	RequestRate float64 `json:"requestRate"`
+	// Fraction (0 to 1) of the entry spans with status ERROR.
+	ErrorRate float64 `json:"errorRate"`
+	// 95th percentile of the entry spans' duration, in milliseconds.
+	P95    float64 `json:"p95"`
+	Calls  int     `json:"calls"`
+	Errors int     `json:"errors"`
+}
+
+type Span struct {
+	TraceID string `json:"traceId"`
+	SpanID  string `json:"spanId"`
+	// Null for a root span.
+	ParentSpanID *string   `json:"parentSpanId,omitempty"`
+	Service      string    `json:"service"`
+	Name         string    `json:"name"`
+	Kind         SpanKind  `json:"kind"`
+	Start        time.Time `json:"start"`
+	// In milliseconds.
+	Duration      float64    `json:"duration"`
+	Status        SpanStatus `json:"status"`
+	StatusMessage string     `json:"statusMessage"`
+	// Depth in the call tree, in trace(id): 0 for roots. Always 0 in liveSpans.
+	Depth      int         `json:"depth"`
+	Attributes []Attribute `json:"attributes"`
+	// Attributes of the resource (process, host, service) that sent the span.
+	Resource []Attribute `json:"resource"`
+	Events   []SpanEvent `json:"events"`
+	Links    []SpanLink  `json:"links"`
+}
+
+type SpanEvent struct {
+	Time       time.Time   `json:"time"`
+	Name       string      `json:"name"`
+	Attributes []Attribute `json:"attributes"`
+}
+
+type SpanLink struct {
+	TraceID    string      `json:"traceId"`
+	SpanID     string      `json:"spanId"`
+	Attributes []Attribute `json:"attributes"`
+}
+
 type Stats struct {
 	SeriesCount int `json:"seriesCount"`
 	MetricCount int `json:"metricCount"`
@@ -52,10 +155,167 @@ type Tag struct {
 	Value string `json:"value"`
 }
 
+type Trace struct {
+	TraceID string `json:"traceId"`
+	// Depth first: each span followed by its children, children by start time.
+	Spans []Span `json:"spans"`
+}
+
+type TraceFilter struct {
+	Service   *string `json:"service,omitempty"`
+	Operation *string `json:"operation,omitempty"`
+	// All must match one span: its attribute, or its resource's attribute, key equals value (compared as text).
+	Attributes []AttributeFilter `json:"attributes,omitempty"`
+	// Only spans lasting at least this long.
+	MinDuration *time.Duration `json:"minDuration,omitempty"`
+	// Only spans lasting at most this long.
+	MaxDuration *time.Duration `json:"maxDuration,omitempty"`
+	// Only spans with status ERROR.
+	ErrorsOnly *bool `json:"errorsOnly,omitempty"`
+	// Spans that started in [from, to).
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// At most this many traces (default 20, at most 1000).
+	Limit *int `json:"limit,omitempty"`
+}
+
+type TraceSummary struct {
+	TraceID string `json:"traceId"`
+	// Service and operation of the root span (the earliest span when the root is missing).
+	RootService   string    `json:"rootService"`
+	RootOperation string    `json:"rootOperation"`
+	Start         time.Time `json:"start"`
+	// From the first span's start to the last span's end, in milliseconds.
+	Duration   float64  `json:"duration"`
+	SpanCount  int      `json:"spanCount"`
+	ErrorCount int      `json:"errorCount"`
+	Services   []string `json:"services"`
+}
+
 type User struct {
 	// User name, or the name of the API token.
 	Username string    `json:"username"`
 	Role     auth.Role `json:"role"`
 	// True when the caller is an API token rather than a user session.
 	APIToken bool `json:"apiToken"`
+}
+
+type SpanKind string
+
+const (
+	SpanKindUnspecified SpanKind = "UNSPECIFIED"
+	SpanKindInternal    SpanKind = "INTERNAL"
+	SpanKindServer      SpanKind = "SERVER"
+	SpanKindClient      SpanKind = "CLIENT"
+	SpanKindProducer    SpanKind = "PRODUCER"
+	SpanKindConsumer    SpanKind = "CONSUMER"
+)
+
+var AllSpanKind = []SpanKind{
+	SpanKindUnspecified,
+	SpanKindInternal,
+	SpanKindServer,
+	SpanKindClient,
+	SpanKindProducer,
+	SpanKindConsumer,
+}
+
+func (e SpanKind) IsValid() bool {
+	switch e {
+	case SpanKindUnspecified, SpanKindInternal, SpanKindServer, SpanKindClient, SpanKindProducer, SpanKindConsumer:
+		return true
+	}
+	return false
+}
+
+func (e SpanKind) String() string {
+	return string(e)
+}
+
+func (e *SpanKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = SpanKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid SpanKind", str)
+	}
+	return nil
+}
+
+func (e SpanKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *SpanKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e SpanKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type SpanStatus string
+
+const (
+	SpanStatusUnset SpanStatus = "UNSET"
+	SpanStatusOk    SpanStatus = "OK"
+	SpanStatusError SpanStatus = "ERROR"
+)
+
+var AllSpanStatus = []SpanStatus{
+	SpanStatusUnset,
+	SpanStatusOk,
+	SpanStatusError,
+}
+
+func (e SpanStatus) IsValid() bool {
+	switch e {
+	case SpanStatusUnset, SpanStatusOk, SpanStatusError:
+		return true
+	}
+	return false
+}
+
+func (e SpanStatus) String() string {
+	return string(e)
+}
+
+func (e *SpanStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = SpanStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid SpanStatus", str)
+	}
+	return nil
+}
+
+func (e SpanStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *SpanStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e SpanStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }

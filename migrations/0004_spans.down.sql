@@ -1,0 +1,3 @@
+DROP TABLE span_operations;
+DROP SEQUENCE span_batches;
+DROP TABLE spans;

@@ -147,16 +147,21 @@ type TickReport struct {
 	Failed    int                // rules whose queries failed
 	Written   []int64            // rules whose evaluation was committed
 	Events    []store.AlertEvent // state changes written
+	// Time spent renewing and balancing leases, querying, stepping the state
+	// machines and committing.
+	Balance, Query, Step, Commit time.Duration
 }
 
 // Tick renews and balances leases, then evaluates the held rules that are due.
 func (e *Engine) Tick(ctx context.Context) (TickReport, error) {
 	now := e.opt.Now()
+	start := time.Now()
 	if err := e.balance(ctx, now); err != nil {
 		return TickReport{Held: len(e.held)}, err
 	}
+	balanced := time.Since(start)
 	rep, err := e.evaluateDue(ctx, now)
-	rep.Held = len(e.held)
+	rep.Held, rep.Balance = len(e.held), balanced
 	return rep, err
 }
 
@@ -302,11 +307,13 @@ func (e *Engine) evaluateDue(ctx context.Context, now time.Time) (TickReport, er
 	if len(ids) == 0 {
 		return TickReport{}, nil
 	}
+	start := time.Now()
 	results, err := Evaluate(ctx, e.st, jobs)
 	if err != nil {
 		return TickReport{}, err
 	}
-	rep := TickReport{Evaluated: len(jobs)}
+	rep := TickReport{Evaluated: len(jobs), Query: time.Since(start)}
+	start = time.Now()
 	stepped := make(map[int64][]store.AlertInstance, len(jobs))
 	for i, j := range jobs {
 		h := e.held[j.Rule.ID]
@@ -320,7 +327,10 @@ func (e *Engine) evaluateDue(ctx context.Context, now time.Time) (TickReport, er
 		}
 		evals = append(evals, ev)
 	}
+	rep.Step = time.Since(start)
+	start = time.Now()
 	written, events, err := e.st.CommitEvaluations(ctx, e.opt.ID, now, evals)
+	rep.Commit = time.Since(start)
 	if err != nil {
 		return rep, err
 	}

@@ -28,7 +28,8 @@ type Result struct {
 }
 
 // Evaluate runs the queries of every job in one ReduceWindows call (batched by the
-// store) and turns their answers into groups.
+// store), queries that differ only in one tag value merged into one, and turns
+// their answers into groups.
 func Evaluate(ctx context.Context, q Querier, jobs []Job) ([]Result, error) {
 	var qs []store.WindowQuery
 	first := make([]int, len(jobs))
@@ -36,10 +37,16 @@ func Evaluate(ctx context.Context, q Querier, jobs []Job) ([]Result, error) {
 		first[i] = len(qs)
 		qs = append(qs, queriesOf(j.Rule, j.At)...)
 	}
-	answers, err := q.ReduceWindows(ctx, qs)
+	ms := mergeQueries(qs)
+	mqs := make([]store.WindowQuery, len(ms))
+	for i, m := range ms {
+		mqs[i] = m.q
+	}
+	mergedAnswers, err := q.ReduceWindows(ctx, mqs)
 	if err != nil {
 		return nil, err
 	}
+	answers := split(ms, mergedAnswers, len(qs))
 	out := make([]Result, len(jobs))
 	for i, j := range jobs {
 		n := 1

@@ -1,0 +1,198 @@
+// Command alert benchmarks the alert engine's evaluation round: N rules, each on
+// its own series (threshold on a 1m average, 15s interval), all due at once, on a
+// fresh database. It times the rounds of one engine and, as the baseline from the
+// same run, one bulk query that reads the same data (every series' 1m average in
+// one statement). Its last line is machine-readable:
+//
+//	RESULT eval_round_s=<n>
+//
+// (the steady-state round: leases renewed, every rule evaluated, results and
+// state changes committed).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/amas-eye/amas/alerting/engine"
+	"github.com/amas-eye/amas/alerting/expr"
+	"github.com/amas-eye/amas/alerting/rule"
+	"github.com/amas-eye/amas/store"
+	"github.com/amas-eye/amas/store/storetest"
+)
+
+type options struct {
+	rules    int
+	step     time.Duration
+	span     time.Duration
+	rounds   int
+	interval time.Duration
+	firing   int // every firing-th series is above the threshold
+	keep     bool
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.rules, "rules", 10_000, "rules, each on its own series")
+	flag.DurationVar(&o.step, "resolution", 15*time.Second, "time between points of one series")
+	flag.DurationVar(&o.span, "span", 10*time.Minute, "data written before the first round")
+	flag.IntVar(&o.rounds, "rounds", 5, "evaluation rounds timed after the first")
+	flag.DurationVar(&o.interval, "interval", 15*time.Second, "rule interval (the clock advances by it each round)")
+	flag.IntVar(&o.firing, "firing-every", 100, "every n-th series is above its threshold (alerts fire)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark database")
+	flag.Parse()
+	if err := run(context.Background(), o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	db, err := storetest.Create(ctx, "bench_alert")
+	if err != nil {
+		return err
+	}
+	if !o.keep {
+		defer db.Drop(context.Background())
+	}
+	if err := storetest.Migrate(ctx, db.URL); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, db.URL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	start := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
+	end := start.Add(time.Duration(o.rounds+1) * o.interval)
+	points, err := load(ctx, st, o, start.Add(-o.span), end)
+	if err != nil {
+		return err
+	}
+	if err := createRules(ctx, st, o, start); err != nil {
+		return err
+	}
+	if _, err := st.Pool().Exec(ctx, `VACUUM ANALYZE`); err != nil {
+		return err
+	}
+	fmt.Printf("dataset: %d series, %d points (%s before the first round at %s); %d rules (interval %s, every %d-th series firing)\n\n",
+		o.rules, points, o.span, o.step, o.rules, o.interval, o.firing)
+
+	now := start
+	eng := engine.New(st, slog.New(slog.DiscardHandler), engine.Options{ID: "bench", Now: func() time.Time { return now }})
+	fmt.Printf("%-34s %10s %10s %8s %8s   %s\n", "round", "seconds", "evaluated", "failed", "events", "leases / query / state / commit")
+	var steady []float64
+	for round := 0; round <= o.rounds; round++ {
+		t := time.Now()
+		rep, err := eng.Tick(ctx)
+		if err != nil {
+			return err
+		}
+		secs := time.Since(t).Seconds()
+		name := "steady round"
+		if round == 0 {
+			name = "first round (take 10k leases, load)"
+		} else {
+			steady = append(steady, secs)
+		}
+		fmt.Printf("%-34s %10.3f %10d %8d %8d   %.3f / %.3f / %.3f / %.3f\n", name, secs, rep.Evaluated, rep.Failed, len(rep.Events),
+			rep.Balance.Seconds(), rep.Query.Seconds(), rep.Step.Seconds(), rep.Commit.Seconds())
+		if rep.Evaluated != o.rules {
+			return fmt.Errorf("round %d evaluated %d rules, want %d", round, rep.Evaluated, o.rules)
+		}
+		now = now.Add(o.interval)
+	}
+	base, err := baseline(ctx, st, now.Add(-o.interval))
+	if err != nil {
+		return err
+	}
+	slices.Sort(steady)
+	median := steady[len(steady)/2]
+	fmt.Printf("\n%-34s %10.3f\n", "steady round, median", median)
+	fmt.Printf("%-34s %10.3f   (one statement: every series' 1m average)\n", "baseline: bulk query, same data", base)
+	fmt.Printf("%-34s %10.1fx\n", "round / baseline", median/base)
+	fmt.Printf("%-34s %10.2f%%  (of the %s interval; target round < 5s)\n\n", "round / interval", 100*median/o.interval.Seconds(), o.interval)
+	fmt.Printf("RESULT eval_round_s=%.3f\n", median)
+	return nil
+}
+
+// load writes one point per step for every series over [from, to).
+func load(ctx context.Context, st *store.Store, o options, from, to time.Time) (int, error) {
+	refs := make([]store.SeriesRef, o.rules)
+	for i := range refs {
+		refs[i] = store.SeriesRef{Metric: "bench.cpu", Tags: map[string]string{"host": host(i), "dc": fmt.Sprintf("dc%d", i%4)}}
+	}
+	ids, err := st.ResolveSeries(ctx, refs)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for t := from; t.Before(to); t = t.Add(o.step) {
+		batch := make([]store.Sample, len(ids))
+		for i, id := range ids {
+			v := float64(i%50) + float64(t.Unix()%7)
+			if o.firing > 0 && i%o.firing == 0 {
+				v = 95
+			}
+			batch[i] = store.Sample{SeriesID: id, Time: t, Value: v}
+		}
+		if err := st.WriteSamples(ctx, batch, "bench.cpu"); err != nil {
+			return 0, err
+		}
+		n += len(batch)
+	}
+	return n, nil
+}
+
+func host(i int) string { return fmt.Sprintf("h%05d", i) }
+
+func createRules(ctx context.Context, st *store.Store, o options, now time.Time) error {
+	recs := make([]store.AlertRuleRecord, o.rules)
+	for i := range recs {
+		r := &rule.Rule{
+			Name:     "cpu " + host(i),
+			Expr:     fmt.Sprintf(`avg(bench.cpu{host=%q}[1m]) by (host) > 90 critical, > 80 warning`, host(i)),
+			Interval: rule.Duration(o.interval), Enabled: true,
+			Annotations: map[string]string{"summary": `{{.Labels.host}} cpu {{.Value}}`},
+		}
+		if err := r.ApplyExpr(expr.Compile); err != nil {
+			return err
+		}
+		r.Defaults()
+		if err := r.Validate(); err != nil {
+			return err
+		}
+		rec, err := r.Record()
+		if err != nil {
+			return err
+		}
+		recs[i] = rec
+	}
+	_, err := st.ImportAlertRules(ctx, recs, now)
+	return err
+}
+
+func baseline(ctx context.Context, st *store.Store, at time.Time) (float64, error) {
+	t := time.Now()
+	rows, err := st.Pool().Query(ctx, `
+		SELECT s.tags->>'host', avg(x.value) FROM samples x JOIN series s ON s.id = x.series_id
+		WHERE s.metric = $1 AND x.time >= $2 AND x.time < $3 GROUP BY 1`, "bench.cpu", at.Add(-time.Minute), at)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	return time.Since(t).Seconds(), nil
+}

@@ -158,6 +158,10 @@ func (a *App) Start(ctx context.Context) error {
 		}, a.log.With("component", "rollup"), a.reg)
 		a.goRun("rollup", func() error { return w.Run(ctx) })
 	}
+	if a.cfg.HasRole("alert") {
+		d := a.newDispatcher()
+		a.goRun("dispatch", func() error { return d.Run(ctx) })
+	}
 	return nil
 }
 
@@ -251,6 +255,7 @@ func (a *App) graphQL() http.Handler {
 			Series: st, Names: st, Catalog: st, Stats: st, Agents: st, Live: a.hub,
 			MaxPoints: a.cfg.MaxPoints, IngestRate: ingestRate,
 			Traces: st, LiveSpans: a.otlp.hub,
+			Notify: a.notifyResolvers(),
 		},
 	})
 }

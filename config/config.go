@@ -55,6 +55,9 @@ type Server struct {
 	MaxComplexity int
 	ShutdownGrace time.Duration
 
+	// ExternalURL is this Amas's address as users reach it, in notifications.
+	ExternalURL string
+
 	LogLevel  string
 	LogFormat string
 }
@@ -113,6 +116,8 @@ func (c *Server) Flags(fs *flag.FlagSet) []Setting {
 	add("query-max-points", "1000000", "most points one series query may return", (*intValue)(&c.MaxPoints))
 	add("query-max-complexity", "5000", "GraphQL complexity limit per operation", (*intValue)(&c.MaxComplexity))
 	add("shutdown-grace", "30s", "how long SIGTERM waits for accepted points to be committed", (*durationValue)(&c.ShutdownGrace))
+
+	add("external-url", "", "address users reach this Amas at, linked from notifications (the webhook's externalURL)", (*stringValue)(&c.ExternalURL))
 
 	add("log-level", "info", "debug, info, warn or error", (*stringValue)(&c.LogLevel))
 	add("log-format", "text", "text or json", (*stringValue)(&c.LogFormat))
@@ -210,6 +215,9 @@ func (c *Server) Validate() error {
 	}
 	if len(c.Roles) == 0 {
 		errs = append(errs, errors.New("--roles: at least one role is needed"))
+	}
+	if c.ExternalURL != "" && !strings.HasPrefix(c.ExternalURL, "http://") && !strings.HasPrefix(c.ExternalURL, "https://") {
+		errs = append(errs, fmt.Errorf("--external-url %q: want an http:// or https:// address", c.ExternalURL))
 	}
 	positive := map[string]int64{
 		"ingest-queue-size": int64(c.QueueSize), "ingest-batch-size": int64(c.BatchSize),

@@ -35,6 +35,14 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	Acknowledgement struct {
+		AckedAt     func(childComplexity int) int
+		AckedBy     func(childComplexity int) int
+		Comment     func(childComplexity int) int
+		Fingerprint func(childComplexity int) int
+		StartsAt    func(childComplexity int) int
+	}
+
 	Agent struct {
 		Collectors      func(childComplexity int) int
 		DroppedPoints   func(childComplexity int) int
@@ -56,9 +64,52 @@ type ComplexityRoot struct {
 		Up        func(childComplexity int) int
 	}
 
+	AlertMute struct {
+		Acknowledged  func(childComplexity int) int
+		Fingerprint   func(childComplexity int) int
+		InhibitRuleID func(childComplexity int) int
+		InhibitedBy   func(childComplexity int) int
+		Muted         func(childComplexity int) int
+		SilencedBy    func(childComplexity int) int
+	}
+
 	Attribute struct {
 		Key   func(childComplexity int) int
 		Value func(childComplexity int) int
+	}
+
+	ChannelSecret struct {
+		Key func(childComplexity int) int
+		Set func(childComplexity int) int
+	}
+
+	ChannelSetting struct {
+		Key   func(childComplexity int) int
+		Value func(childComplexity int) int
+	}
+
+	ChannelType struct {
+		DefaultTemplate func(childComplexity int) int
+		Name            func(childComplexity int) int
+		Settings        func(childComplexity int) int
+		Title           func(childComplexity int) int
+	}
+
+	ChannelTypeSetting struct {
+		Default     func(childComplexity int) int
+		Description func(childComplexity int) int
+		Key         func(childComplexity int) int
+		Required    func(childComplexity int) int
+		Secret      func(childComplexity int) int
+	}
+
+	InhibitRule struct {
+		Comment        func(childComplexity int) int
+		CreatedBy      func(childComplexity int) int
+		Equal          func(childComplexity int) int
+		ID             func(childComplexity int) int
+		SourceMatchers func(childComplexity int) int
+		TargetMatchers func(childComplexity int) int
 	}
 
 	MetricCatalogPage struct {
@@ -76,9 +127,91 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		Login            func(childComplexity int, username string, password string) int
-		Logout           func(childComplexity int) int
-		UpdateMetricMeta func(childComplexity int, metric string, description *string, unit *string) int
+		Acknowledge       func(childComplexity int, fingerprint string, comment *string) int
+		CreateChannel     func(childComplexity int, input model.ChannelInput) int
+		CreateInhibitRule func(childComplexity int, input model.InhibitRuleInput) int
+		CreateSilence     func(childComplexity int, input model.SilenceInput) int
+		DeleteChannel     func(childComplexity int, id string) int
+		DeleteInhibitRule func(childComplexity int, id string) int
+		ExpireSilence     func(childComplexity int, id string) int
+		Login             func(childComplexity int, username string, password string) int
+		Logout            func(childComplexity int) int
+		SetNotifyRouting  func(childComplexity int, root model.NotifyRouteInput) int
+		TestChannel       func(childComplexity int, id string) int
+		UpdateChannel     func(childComplexity int, id string, input model.ChannelInput) int
+		UpdateInhibitRule func(childComplexity int, id string, input model.InhibitRuleInput) int
+		UpdateMetricMeta  func(childComplexity int, metric string, description *string, unit *string) int
+		UpdateSilence     func(childComplexity int, id string, input model.SilenceInput) int
+	}
+
+	Notification struct {
+		Alerts      func(childComplexity int) int
+		Attempts    func(childComplexity int) int
+		ChannelID   func(childComplexity int) int
+		ChannelName func(childComplexity int) int
+		ChannelType func(childComplexity int) int
+		CreatedAt   func(childComplexity int) int
+		Error       func(childComplexity int) int
+		FinishedAt  func(childComplexity int) int
+		Firing      func(childComplexity int) int
+		GroupKey    func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Resolved    func(childComplexity int) int
+		Status      func(childComplexity int) int
+		Test        func(childComplexity int) int
+	}
+
+	NotificationAlert struct {
+		Fingerprint func(childComplexity int) int
+		StartsAt    func(childComplexity int) int
+		Status      func(childComplexity int) int
+	}
+
+	NotificationAttempt struct {
+		At         func(childComplexity int) int
+		Attempt    func(childComplexity int) int
+		DurationMs func(childComplexity int) int
+		Error      func(childComplexity int) int
+		Retryable  func(childComplexity int) int
+	}
+
+	NotifyChannel struct {
+		CreatedAt    func(childComplexity int) int
+		ID           func(childComplexity int) int
+		Name         func(childComplexity int) int
+		Secrets      func(childComplexity int) int
+		SendResolved func(childComplexity int) int
+		Settings     func(childComplexity int) int
+		Template     func(childComplexity int) int
+		Type         func(childComplexity int) int
+		UpdatedAt    func(childComplexity int) int
+	}
+
+	NotifyMatcher struct {
+		Name  func(childComplexity int) int
+		Op    func(childComplexity int) int
+		Value func(childComplexity int) int
+	}
+
+	NotifyRoute struct {
+		Channels                func(childComplexity int) int
+		Continue                func(childComplexity int) int
+		EffectiveGroupBy        func(childComplexity int) int
+		EffectiveGroupInterval  func(childComplexity int) int
+		EffectiveGroupWait      func(childComplexity int) int
+		EffectiveRepeatInterval func(childComplexity int) int
+		GroupBy                 func(childComplexity int) int
+		GroupInterval           func(childComplexity int) int
+		GroupWait               func(childComplexity int) int
+		Matchers                func(childComplexity int) int
+		RepeatInterval          func(childComplexity int) int
+		Routes                  func(childComplexity int) int
+	}
+
+	NotifyRouting struct {
+		Root      func(childComplexity int) int
+		UpdatedAt func(childComplexity int) int
+		UpdatedBy func(childComplexity int) int
 	}
 
 	OperationStats struct {
@@ -93,21 +226,31 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		Agents         func(childComplexity int) int
-		Me             func(childComplexity int) int
-		MetricCatalog  func(childComplexity int, match *string, limit *int, offset *int) int
-		MetricInfo     func(childComplexity int, metric string) int
-		Metrics        func(childComplexity int, match *string, limit *int) int
-		OperationStats func(childComplexity int, service string, from time.Time, to time.Time, step *time.Duration) int
-		Operations     func(childComplexity int, service string) int
-		Series         func(childComplexity int, query model.SeriesQuery) int
-		ServiceMap     func(childComplexity int, from time.Time, to time.Time) int
-		Services       func(childComplexity int) int
-		Stats          func(childComplexity int) int
-		TagKeys        func(childComplexity int, metric string) int
-		TagValues      func(childComplexity int, metric string, key string, match *string) int
-		Trace          func(childComplexity int, id string) int
-		Traces         func(childComplexity int, filter model.TraceFilter) int
+		Agents          func(childComplexity int) int
+		AlertMutes      func(childComplexity int, fingerprints []string) int
+		Channel         func(childComplexity int, id string) int
+		ChannelTypes    func(childComplexity int) int
+		Channels        func(childComplexity int) int
+		InhibitRules    func(childComplexity int) int
+		Me              func(childComplexity int) int
+		MetricCatalog   func(childComplexity int, match *string, limit *int, offset *int) int
+		MetricInfo      func(childComplexity int, metric string) int
+		Metrics         func(childComplexity int, match *string, limit *int) int
+		Notifications   func(childComplexity int, filter *model.NotificationFilter) int
+		NotifyRouting   func(childComplexity int) int
+		OperationStats  func(childComplexity int, service string, from time.Time, to time.Time, step *time.Duration) int
+		Operations      func(childComplexity int, service string) int
+		PreviewTemplate func(childComplexity int, typeArg string, template *string, sample []model.SampleAlertInput) int
+		Series          func(childComplexity int, query model.SeriesQuery) int
+		ServiceMap      func(childComplexity int, from time.Time, to time.Time) int
+		Services        func(childComplexity int) int
+		Silence         func(childComplexity int, id string) int
+		Silences        func(childComplexity int, includeExpired *bool) int
+		Stats           func(childComplexity int) int
+		TagKeys         func(childComplexity int, metric string) int
+		TagValues       func(childComplexity int, metric string, key string, match *string) int
+		Trace           func(childComplexity int, id string) int
+		Traces          func(childComplexity int, filter model.TraceFilter) int
 	}
 
 	REDPoint struct {
@@ -148,6 +291,18 @@ type ComplexityRoot struct {
 		P95         func(childComplexity int) int
 		RequestRate func(childComplexity int) int
 		Service     func(childComplexity int) int
+	}
+
+	Silence struct {
+		Comment   func(childComplexity int) int
+		CreatedAt func(childComplexity int) int
+		CreatedBy func(childComplexity int) int
+		EndsAt    func(childComplexity int) int
+		ID        func(childComplexity int) int
+		Matchers  func(childComplexity int) int
+		StartsAt  func(childComplexity int) int
+		State     func(childComplexity int) int
+		UpdatedAt func(childComplexity int) int
 	}
 
 	Span struct {
@@ -196,6 +351,12 @@ type ComplexityRoot struct {
 		Value func(childComplexity int) int
 	}
 
+	TemplatePreview struct {
+		HTML  func(childComplexity int) int
+		Text  func(childComplexity int) int
+		Title func(childComplexity int) int
+	}
+
 	Trace struct {
 		Spans   func(childComplexity int) int
 		TraceID func(childComplexity int) int
@@ -232,6 +393,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "Acknowledgement.ackedAt":
+		if e.ComplexityRoot.Acknowledgement.AckedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Acknowledgement.AckedAt(childComplexity), true
+	case "Acknowledgement.ackedBy":
+		if e.ComplexityRoot.Acknowledgement.AckedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Acknowledgement.AckedBy(childComplexity), true
+	case "Acknowledgement.comment":
+		if e.ComplexityRoot.Acknowledgement.Comment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Acknowledgement.Comment(childComplexity), true
+	case "Acknowledgement.fingerprint":
+		if e.ComplexityRoot.Acknowledgement.Fingerprint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Acknowledgement.Fingerprint(childComplexity), true
+	case "Acknowledgement.startsAt":
+		if e.ComplexityRoot.Acknowledgement.StartsAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Acknowledgement.StartsAt(childComplexity), true
 
 	case "Agent.collectors":
 		if e.ComplexityRoot.Agent.Collectors == nil {
@@ -325,6 +517,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AgentCollector.Up(childComplexity), true
 
+	case "AlertMute.acknowledged":
+		if e.ComplexityRoot.AlertMute.Acknowledged == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertMute.Acknowledged(childComplexity), true
+	case "AlertMute.fingerprint":
+		if e.ComplexityRoot.AlertMute.Fingerprint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertMute.Fingerprint(childComplexity), true
+	case "AlertMute.inhibitRuleId":
+		if e.ComplexityRoot.AlertMute.InhibitRuleID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertMute.InhibitRuleID(childComplexity), true
+	case "AlertMute.inhibitedBy":
+		if e.ComplexityRoot.AlertMute.InhibitedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertMute.InhibitedBy(childComplexity), true
+	case "AlertMute.muted":
+		if e.ComplexityRoot.AlertMute.Muted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertMute.Muted(childComplexity), true
+	case "AlertMute.silencedBy":
+		if e.ComplexityRoot.AlertMute.SilencedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertMute.SilencedBy(childComplexity), true
+
 	case "Attribute.key":
 		if e.ComplexityRoot.Attribute.Key == nil {
 			break
@@ -337,6 +566,125 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Attribute.Value(childComplexity), true
+
+	case "ChannelSecret.key":
+		if e.ComplexityRoot.ChannelSecret.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelSecret.Key(childComplexity), true
+	case "ChannelSecret.set":
+		if e.ComplexityRoot.ChannelSecret.Set == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelSecret.Set(childComplexity), true
+
+	case "ChannelSetting.key":
+		if e.ComplexityRoot.ChannelSetting.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelSetting.Key(childComplexity), true
+	case "ChannelSetting.value":
+		if e.ComplexityRoot.ChannelSetting.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelSetting.Value(childComplexity), true
+
+	case "ChannelType.defaultTemplate":
+		if e.ComplexityRoot.ChannelType.DefaultTemplate == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelType.DefaultTemplate(childComplexity), true
+	case "ChannelType.name":
+		if e.ComplexityRoot.ChannelType.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelType.Name(childComplexity), true
+	case "ChannelType.settings":
+		if e.ComplexityRoot.ChannelType.Settings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelType.Settings(childComplexity), true
+	case "ChannelType.title":
+		if e.ComplexityRoot.ChannelType.Title == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelType.Title(childComplexity), true
+
+	case "ChannelTypeSetting.default":
+		if e.ComplexityRoot.ChannelTypeSetting.Default == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelTypeSetting.Default(childComplexity), true
+	case "ChannelTypeSetting.description":
+		if e.ComplexityRoot.ChannelTypeSetting.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelTypeSetting.Description(childComplexity), true
+	case "ChannelTypeSetting.key":
+		if e.ComplexityRoot.ChannelTypeSetting.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelTypeSetting.Key(childComplexity), true
+	case "ChannelTypeSetting.required":
+		if e.ComplexityRoot.ChannelTypeSetting.Required == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelTypeSetting.Required(childComplexity), true
+	case "ChannelTypeSetting.secret":
+		if e.ComplexityRoot.ChannelTypeSetting.Secret == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ChannelTypeSetting.Secret(childComplexity), true
+
+	case "InhibitRule.comment":
+		if e.ComplexityRoot.InhibitRule.Comment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InhibitRule.Comment(childComplexity), true
+	case "InhibitRule.createdBy":
+		if e.ComplexityRoot.InhibitRule.CreatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InhibitRule.CreatedBy(childComplexity), true
+	case "InhibitRule.equal":
+		if e.ComplexityRoot.InhibitRule.Equal == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InhibitRule.Equal(childComplexity), true
+	case "InhibitRule.id":
+		if e.ComplexityRoot.InhibitRule.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InhibitRule.ID(childComplexity), true
+	case "InhibitRule.sourceMatchers":
+		if e.ComplexityRoot.InhibitRule.SourceMatchers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InhibitRule.SourceMatchers(childComplexity), true
+	case "InhibitRule.targetMatchers":
+		if e.ComplexityRoot.InhibitRule.TargetMatchers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InhibitRule.TargetMatchers(childComplexity), true
 
 	case "MetricCatalogPage.items":
 		if e.ComplexityRoot.MetricCatalogPage.Items == nil {
@@ -388,6 +736,83 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.MetricInfo.Unit(childComplexity), true
 
+	case "Mutation.acknowledge":
+		if e.ComplexityRoot.Mutation.Acknowledge == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_acknowledge_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.Acknowledge(childComplexity, args["fingerprint"].(string), args["comment"].(*string)), true
+	case "Mutation.createChannel":
+		if e.ComplexityRoot.Mutation.CreateChannel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createChannel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateChannel(childComplexity, args["input"].(model.ChannelInput)), true
+	case "Mutation.createInhibitRule":
+		if e.ComplexityRoot.Mutation.CreateInhibitRule == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createInhibitRule_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateInhibitRule(childComplexity, args["input"].(model.InhibitRuleInput)), true
+	case "Mutation.createSilence":
+		if e.ComplexityRoot.Mutation.CreateSilence == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createSilence_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateSilence(childComplexity, args["input"].(model.SilenceInput)), true
+	case "Mutation.deleteChannel":
+		if e.ComplexityRoot.Mutation.DeleteChannel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteChannel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteChannel(childComplexity, args["id"].(string)), true
+	case "Mutation.deleteInhibitRule":
+		if e.ComplexityRoot.Mutation.DeleteInhibitRule == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteInhibitRule_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteInhibitRule(childComplexity, args["id"].(string)), true
+	case "Mutation.expireSilence":
+		if e.ComplexityRoot.Mutation.ExpireSilence == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_expireSilence_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.ExpireSilence(childComplexity, args["id"].(string)), true
 	case "Mutation.login":
 		if e.ComplexityRoot.Mutation.Login == nil {
 			break
@@ -405,6 +830,50 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Logout(childComplexity), true
+	case "Mutation.setNotifyRouting":
+		if e.ComplexityRoot.Mutation.SetNotifyRouting == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setNotifyRouting_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetNotifyRouting(childComplexity, args["root"].(model.NotifyRouteInput)), true
+	case "Mutation.testChannel":
+		if e.ComplexityRoot.Mutation.TestChannel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_testChannel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.TestChannel(childComplexity, args["id"].(string)), true
+	case "Mutation.updateChannel":
+		if e.ComplexityRoot.Mutation.UpdateChannel == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateChannel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateChannel(childComplexity, args["id"].(string), args["input"].(model.ChannelInput)), true
+	case "Mutation.updateInhibitRule":
+		if e.ComplexityRoot.Mutation.UpdateInhibitRule == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateInhibitRule_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateInhibitRule(childComplexity, args["id"].(string), args["input"].(model.InhibitRuleInput)), true
 	case "Mutation.updateMetricMeta":
 		if e.ComplexityRoot.Mutation.UpdateMetricMeta == nil {
 			break
@@ -416,6 +885,318 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.UpdateMetricMeta(childComplexity, args["metric"].(string), args["description"].(*string), args["unit"].(*string)), true
+	case "Mutation.updateSilence":
+		if e.ComplexityRoot.Mutation.UpdateSilence == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateSilence_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateSilence(childComplexity, args["id"].(string), args["input"].(model.SilenceInput)), true
+
+	case "Notification.alerts":
+		if e.ComplexityRoot.Notification.Alerts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.Alerts(childComplexity), true
+	case "Notification.attempts":
+		if e.ComplexityRoot.Notification.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.Attempts(childComplexity), true
+	case "Notification.channelId":
+		if e.ComplexityRoot.Notification.ChannelID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.ChannelID(childComplexity), true
+	case "Notification.channelName":
+		if e.ComplexityRoot.Notification.ChannelName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.ChannelName(childComplexity), true
+	case "Notification.channelType":
+		if e.ComplexityRoot.Notification.ChannelType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.ChannelType(childComplexity), true
+	case "Notification.createdAt":
+		if e.ComplexityRoot.Notification.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.CreatedAt(childComplexity), true
+	case "Notification.error":
+		if e.ComplexityRoot.Notification.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.Error(childComplexity), true
+	case "Notification.finishedAt":
+		if e.ComplexityRoot.Notification.FinishedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.FinishedAt(childComplexity), true
+	case "Notification.firing":
+		if e.ComplexityRoot.Notification.Firing == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.Firing(childComplexity), true
+	case "Notification.groupKey":
+		if e.ComplexityRoot.Notification.GroupKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.GroupKey(childComplexity), true
+	case "Notification.id":
+		if e.ComplexityRoot.Notification.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.ID(childComplexity), true
+	case "Notification.resolved":
+		if e.ComplexityRoot.Notification.Resolved == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.Resolved(childComplexity), true
+	case "Notification.status":
+		if e.ComplexityRoot.Notification.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.Status(childComplexity), true
+	case "Notification.test":
+		if e.ComplexityRoot.Notification.Test == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Notification.Test(childComplexity), true
+
+	case "NotificationAlert.fingerprint":
+		if e.ComplexityRoot.NotificationAlert.Fingerprint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationAlert.Fingerprint(childComplexity), true
+	case "NotificationAlert.startsAt":
+		if e.ComplexityRoot.NotificationAlert.StartsAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationAlert.StartsAt(childComplexity), true
+	case "NotificationAlert.status":
+		if e.ComplexityRoot.NotificationAlert.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationAlert.Status(childComplexity), true
+
+	case "NotificationAttempt.at":
+		if e.ComplexityRoot.NotificationAttempt.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationAttempt.At(childComplexity), true
+	case "NotificationAttempt.attempt":
+		if e.ComplexityRoot.NotificationAttempt.Attempt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationAttempt.Attempt(childComplexity), true
+	case "NotificationAttempt.durationMs":
+		if e.ComplexityRoot.NotificationAttempt.DurationMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationAttempt.DurationMs(childComplexity), true
+	case "NotificationAttempt.error":
+		if e.ComplexityRoot.NotificationAttempt.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationAttempt.Error(childComplexity), true
+	case "NotificationAttempt.retryable":
+		if e.ComplexityRoot.NotificationAttempt.Retryable == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotificationAttempt.Retryable(childComplexity), true
+
+	case "NotifyChannel.createdAt":
+		if e.ComplexityRoot.NotifyChannel.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyChannel.CreatedAt(childComplexity), true
+	case "NotifyChannel.id":
+		if e.ComplexityRoot.NotifyChannel.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyChannel.ID(childComplexity), true
+	case "NotifyChannel.name":
+		if e.ComplexityRoot.NotifyChannel.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyChannel.Name(childComplexity), true
+	case "NotifyChannel.secrets":
+		if e.ComplexityRoot.NotifyChannel.Secrets == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyChannel.Secrets(childComplexity), true
+	case "NotifyChannel.sendResolved":
+		if e.ComplexityRoot.NotifyChannel.SendResolved == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyChannel.SendResolved(childComplexity), true
+	case "NotifyChannel.settings":
+		if e.ComplexityRoot.NotifyChannel.Settings == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyChannel.Settings(childComplexity), true
+	case "NotifyChannel.template":
+		if e.ComplexityRoot.NotifyChannel.Template == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyChannel.Template(childComplexity), true
+	case "NotifyChannel.type":
+		if e.ComplexityRoot.NotifyChannel.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyChannel.Type(childComplexity), true
+	case "NotifyChannel.updatedAt":
+		if e.ComplexityRoot.NotifyChannel.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyChannel.UpdatedAt(childComplexity), true
+
+	case "NotifyMatcher.name":
+		if e.ComplexityRoot.NotifyMatcher.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyMatcher.Name(childComplexity), true
+	case "NotifyMatcher.op":
+		if e.ComplexityRoot.NotifyMatcher.Op == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyMatcher.Op(childComplexity), true
+	case "NotifyMatcher.value":
+		if e.ComplexityRoot.NotifyMatcher.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyMatcher.Value(childComplexity), true
+
+	case "NotifyRoute.channels":
+		if e.ComplexityRoot.NotifyRoute.Channels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyRoute.Channels(childComplexity), true
+	case "NotifyRoute.continue":
+		if e.ComplexityRoot.NotifyRoute.Continue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyRoute.Continue(childComplexity), true
+	case "NotifyRoute.effectiveGroupBy":
+		if e.ComplexityRoot.NotifyRoute.EffectiveGroupBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyRoute.EffectiveGroupBy(childComplexity), true
+	case "NotifyRoute.effectiveGroupInterval":
+		if e.ComplexityRoot.NotifyRoute.EffectiveGroupInterval == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyRoute.EffectiveGroupInterval(childComplexity), true
+	case "NotifyRoute.effectiveGroupWait":
+		if e.ComplexityRoot.NotifyRoute.EffectiveGroupWait == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyRoute.EffectiveGroupWait(childComplexity), true
+	case "NotifyRoute.effectiveRepeatInterval":
+		if e.ComplexityRoot.NotifyRoute.EffectiveRepeatInterval == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyRoute.EffectiveRepeatInterval(childComplexity), true
+	case "NotifyRoute.groupBy":
+		if e.ComplexityRoot.NotifyRoute.GroupBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyRoute.GroupBy(childComplexity), true
+	case "NotifyRoute.groupInterval":
+		if e.ComplexityRoot.NotifyRoute.GroupInterval == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyRoute.GroupInterval(childComplexity), true
+	case "NotifyRoute.groupWait":
+		if e.ComplexityRoot.NotifyRoute.GroupWait == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyRoute.GroupWait(childComplexity), true
+	case "NotifyRoute.matchers":
+		if e.ComplexityRoot.NotifyRoute.Matchers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyRoute.Matchers(childComplexity), true
+	case "NotifyRoute.repeatInterval":
+		if e.ComplexityRoot.NotifyRoute.RepeatInterval == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyRoute.RepeatInterval(childComplexity), true
+	case "NotifyRoute.routes":
+		if e.ComplexityRoot.NotifyRoute.Routes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyRoute.Routes(childComplexity), true
+
+	case "NotifyRouting.root":
+		if e.ComplexityRoot.NotifyRouting.Root == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyRouting.Root(childComplexity), true
+	case "NotifyRouting.updatedAt":
+		if e.ComplexityRoot.NotifyRouting.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyRouting.UpdatedAt(childComplexity), true
+	case "NotifyRouting.updatedBy":
+		if e.ComplexityRoot.NotifyRouting.UpdatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyRouting.UpdatedBy(childComplexity), true
 
 	case "OperationStats.operation":
 		if e.ComplexityRoot.OperationStats.Operation == nil {
@@ -455,6 +1236,46 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Agents(childComplexity), true
+	case "Query.alertMutes":
+		if e.ComplexityRoot.Query.AlertMutes == nil {
+			break
+		}
+
+		args, err := ec.field_Query_alertMutes_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.AlertMutes(childComplexity, args["fingerprints"].([]string)), true
+	case "Query.channel":
+		if e.ComplexityRoot.Query.Channel == nil {
+			break
+		}
+
+		args, err := ec.field_Query_channel_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Channel(childComplexity, args["id"].(string)), true
+	case "Query.channelTypes":
+		if e.ComplexityRoot.Query.ChannelTypes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.ChannelTypes(childComplexity), true
+	case "Query.channels":
+		if e.ComplexityRoot.Query.Channels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Channels(childComplexity), true
+	case "Query.inhibitRules":
+		if e.ComplexityRoot.Query.InhibitRules == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.InhibitRules(childComplexity), true
 
 	case "Query.me":
 		if e.ComplexityRoot.Query.Me == nil {
@@ -495,6 +1316,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Metrics(childComplexity, args["match"].(*string), args["limit"].(*int)), true
+	case "Query.notifications":
+		if e.ComplexityRoot.Query.Notifications == nil {
+			break
+		}
+
+		args, err := ec.field_Query_notifications_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Notifications(childComplexity, args["filter"].(*model.NotificationFilter)), true
+	case "Query.notifyRouting":
+		if e.ComplexityRoot.Query.NotifyRouting == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.NotifyRouting(childComplexity), true
 	case "Query.operationStats":
 		if e.ComplexityRoot.Query.OperationStats == nil {
 			break
@@ -517,6 +1355,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Operations(childComplexity, args["service"].(string)), true
+	case "Query.previewTemplate":
+		if e.ComplexityRoot.Query.PreviewTemplate == nil {
+			break
+		}
+
+		args, err := ec.field_Query_previewTemplate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.PreviewTemplate(childComplexity, args["type"].(string), args["template"].(*string), args["sample"].([]model.SampleAlertInput)), true
 	case "Query.series":
 		if e.ComplexityRoot.Query.Series == nil {
 			break
@@ -545,6 +1394,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Services(childComplexity), true
+	case "Query.silence":
+		if e.ComplexityRoot.Query.Silence == nil {
+			break
+		}
+
+		args, err := ec.field_Query_silence_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Silence(childComplexity, args["id"].(string)), true
+	case "Query.silences":
+		if e.ComplexityRoot.Query.Silences == nil {
+			break
+		}
+
+		args, err := ec.field_Query_silences_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Silences(childComplexity, args["includeExpired"].(*bool)), true
 	case "Query.stats":
 		if e.ComplexityRoot.Query.Stats == nil {
 			break
@@ -751,6 +1622,61 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ServiceNode.Service(childComplexity), true
 
+	case "Silence.comment":
+		if e.ComplexityRoot.Silence.Comment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Silence.Comment(childComplexity), true
+	case "Silence.createdAt":
+		if e.ComplexityRoot.Silence.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Silence.CreatedAt(childComplexity), true
+	case "Silence.createdBy":
+		if e.ComplexityRoot.Silence.CreatedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Silence.CreatedBy(childComplexity), true
+	case "Silence.endsAt":
+		if e.ComplexityRoot.Silence.EndsAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Silence.EndsAt(childComplexity), true
+	case "Silence.id":
+		if e.ComplexityRoot.Silence.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Silence.ID(childComplexity), true
+	case "Silence.matchers":
+		if e.ComplexityRoot.Silence.Matchers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Silence.Matchers(childComplexity), true
+	case "Silence.startsAt":
+		if e.ComplexityRoot.Silence.StartsAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Silence.StartsAt(childComplexity), true
+	case "Silence.state":
+		if e.ComplexityRoot.Silence.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Silence.State(childComplexity), true
+	case "Silence.updatedAt":
+		if e.ComplexityRoot.Silence.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Silence.UpdatedAt(childComplexity), true
+
 	case "Span.attributes":
 		if e.ComplexityRoot.Span.Attributes == nil {
 			break
@@ -935,6 +1861,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Tag.Value(childComplexity), true
 
+	case "TemplatePreview.html":
+		if e.ComplexityRoot.TemplatePreview.HTML == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TemplatePreview.HTML(childComplexity), true
+	case "TemplatePreview.text":
+		if e.ComplexityRoot.TemplatePreview.Text == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TemplatePreview.Text(childComplexity), true
+	case "TemplatePreview.title":
+		if e.ComplexityRoot.TemplatePreview.Title == nil {
+			break
+		}
+
+		return e.ComplexityRoot.TemplatePreview.Title(childComplexity), true
+
 	case "Trace.spans":
 		if e.ComplexityRoot.Trace.Spans == nil {
 			break
@@ -1026,8 +1971,17 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("AttributeFilter", ec.unmarshalInputAttributeFilter),
+			graphql.NewInputUnmarshaler("ChannelInput", ec.unmarshalInputChannelInput),
+			graphql.NewInputUnmarshaler("ChannelSecretInput", ec.unmarshalInputChannelSecretInput),
+			graphql.NewInputUnmarshaler("ChannelSettingInput", ec.unmarshalInputChannelSettingInput),
+			graphql.NewInputUnmarshaler("InhibitRuleInput", ec.unmarshalInputInhibitRuleInput),
 			graphql.NewInputUnmarshaler("LiveSpanFilter", ec.unmarshalInputLiveSpanFilter),
+			graphql.NewInputUnmarshaler("NotificationFilter", ec.unmarshalInputNotificationFilter),
+			graphql.NewInputUnmarshaler("NotifyMatcherInput", ec.unmarshalInputNotifyMatcherInput),
+			graphql.NewInputUnmarshaler("NotifyRouteInput", ec.unmarshalInputNotifyRouteInput),
+			graphql.NewInputUnmarshaler("SampleAlertInput", ec.unmarshalInputSampleAlertInput),
 			graphql.NewInputUnmarshaler("SeriesQuery", ec.unmarshalInputSeriesQuery),
+			graphql.NewInputUnmarshaler("SilenceInput", ec.unmarshalInputSilenceInput),
 			graphql.NewInputUnmarshaler("TagFilter", ec.unmarshalInputTagFilter),
 			graphql.NewInputUnmarshaler("TraceFilter", ec.unmarshalInputTraceFilter),
 		)
@@ -1159,6 +2113,335 @@ type AgentCollector {
   lastError: String
   "When the collector last ran; null before its first run."
   lastRun: Time
+}
+`, BuiltIn: false},
+	{Name: "../schema/alert_notify.graphqls", Input: `# Notifications: channels, the routing tree, inhibition rules, silences,
+# acknowledgements and the notification log (alerting/dispatch, alerting/notifiers).
+# Viewers read; editors change. Channel secrets are write-only: the API tells
+# whether each is set, never its value.
+
+extend type Query {
+  "Every notification channel, by name."
+  channels: [NotifyChannel!]!
+  "One channel; null when there is none with id."
+  channel(id: ID!): NotifyChannel
+  "The channel types, with their settings and default templates."
+  channelTypes: [ChannelType!]!
+  "The routing tree."
+  notifyRouting: NotifyRouting!
+  "The inhibition rules, by id."
+  inhibitRules: [InhibitRule!]!
+  "Silences, newest first: pending and active ones, and expired ones too with includeExpired."
+  silences(includeExpired: Boolean): [Silence!]!
+  "One silence; null when there is none with id."
+  silence(id: ID!): Silence
+  "The notification log, newest first, with every delivery attempt."
+  notifications(filter: NotificationFilter): [Notification!]!
+  """
+  How notifications of open alerts stand: silenced (by which silences), inhibited
+  (by which alert and rule), acknowledged. Every open alert when fingerprints is
+  absent; silenced and inhibited alerts stay open and visible.
+  """
+  alertMutes(fingerprints: [String!]): [AlertMute!]!
+  """
+  Render a template for a channel type over the sample alerts given, or a built-in
+  sample: what the template editor previews. For webhook channels, whose body is
+  fixed, text is the JSON body.
+  """
+  previewTemplate(type: String!, template: String, sample: [SampleAlertInput!]): TemplatePreview!
+}
+
+extend type Mutation {
+  createChannel(input: ChannelInput!): NotifyChannel! @auth(role: EDITOR)
+  """
+  Replace a channel's name, settings, template and sendResolved. Secrets not
+  listed keep their value; a secret listed with value null is cleared.
+  """
+  updateChannel(id: ID!, input: ChannelInput!): NotifyChannel! @auth(role: EDITOR)
+  "Delete a channel; routes naming it skip it, its notifications stay in the log."
+  deleteChannel(id: ID!): Boolean! @auth(role: EDITOR)
+  "Send a test message to the channel now, outside grouping, with retries; it is logged like any notification."
+  testChannel(id: ID!): Notification! @auth(role: EDITOR)
+  "Replace the routing tree."
+  setNotifyRouting(root: NotifyRouteInput!): NotifyRouting! @auth(role: EDITOR)
+  createInhibitRule(input: InhibitRuleInput!): InhibitRule! @auth(role: EDITOR)
+  updateInhibitRule(id: ID!, input: InhibitRuleInput!): InhibitRule! @auth(role: EDITOR)
+  deleteInhibitRule(id: ID!): Boolean! @auth(role: EDITOR)
+  "Create a silence; its creator is the caller."
+  createSilence(input: SilenceInput!): Silence! @auth(role: EDITOR)
+  updateSilence(id: ID!, input: SilenceInput!): Silence! @auth(role: EDITOR)
+  "End a silence now."
+  expireSilence(id: ID!): Silence! @auth(role: EDITOR)
+  """
+  Acknowledge the current firing episode of the alert with this fingerprint: its
+  group is not repeated (repeat_interval) until the alert resolves or fires again.
+  New alerts in the group are still notified.
+  """
+  acknowledge(fingerprint: String!, comment: String): Acknowledgement! @auth(role: EDITOR)
+}
+
+type NotifyChannel {
+  id: ID!
+  name: String!
+  "email, slack, wechat, dingtalk, feishu, webhook or pagerduty."
+  type: String!
+  "The settings that are not secret."
+  settings: [ChannelSetting!]!
+  "Every secret setting of the type, with whether it is set; values are never returned."
+  secrets: [ChannelSecret!]!
+  "The channel's template (Go text/template); empty: the type's default."
+  template: String!
+  "Whether messages are sent when alerts resolve."
+  sendResolved: Boolean!
+  createdAt: Time!
+  updatedAt: Time!
+}
+
+type ChannelSetting {
+  key: String!
+  value: String!
+}
+
+type ChannelSecret {
+  key: String!
+  set: Boolean!
+}
+
+type ChannelType {
+  name: String!
+  title: String!
+  settings: [ChannelTypeSetting!]!
+  "The template used when a channel has none; empty when the body is fixed (webhook)."
+  defaultTemplate: String!
+}
+
+type ChannelTypeSetting {
+  key: String!
+  description: String!
+  required: Boolean!
+  secret: Boolean!
+  default: String!
+}
+
+input ChannelInput {
+  name: String!
+  type: String!
+  settings: [ChannelSettingInput!]
+  secrets: [ChannelSecretInput!]
+  template: String
+  "Default true."
+  sendResolved: Boolean
+}
+
+input ChannelSettingInput {
+  key: String!
+  value: String!
+}
+
+input ChannelSecretInput {
+  key: String!
+  "The new value; null clears the secret."
+  value: String
+}
+
+"How a matcher compares a label: =, !=, =~ (anchored regular expression), !~."
+enum NotifyMatchOp {
+  EQ
+  NEQ
+  RE
+  NRE
+}
+
+type NotifyMatcher {
+  name: String!
+  op: NotifyMatchOp!
+  value: String!
+}
+
+input NotifyMatcherInput {
+  name: String!
+  op: NotifyMatchOp!
+  value: String!
+}
+
+type NotifyRouting {
+  root: NotifyRoute!
+  "Who saved the tree; empty for the default tree."
+  updatedBy: String!
+  "When the tree was saved; null for the default tree."
+  updatedAt: Time
+}
+
+"""
+One route of the tree. An alert descends into the first child route whose
+matchers all hold (and into later siblings too while the matched one has
+continue); the deepest routes it reaches group it and send it to their channels.
+Null options are inherited from the parent.
+"""
+type NotifyRoute {
+  matchers: [NotifyMatcher!]!
+  channels: [NotifyChannel!]!
+  "Labels whose values split alerts into groups; [\"...\"] groups by every label; null inherits."
+  groupBy: [String!]
+  "How long a new group waits for more alerts before its first message."
+  groupWait: Duration
+  "How long a group waits between messages about changes."
+  groupInterval: Duration
+  "How long before an unchanged group is notified again."
+  repeatInterval: Duration
+  continue: Boolean!
+  routes: [NotifyRoute!]!
+  "The options in force, inheritance applied."
+  effectiveGroupBy: [String!]!
+  effectiveGroupWait: Duration!
+  effectiveGroupInterval: Duration!
+  effectiveRepeatInterval: Duration!
+}
+
+input NotifyRouteInput {
+  matchers: [NotifyMatcherInput!]
+  channelIds: [ID!]
+  groupBy: [String!]
+  groupWait: Duration
+  groupInterval: Duration
+  repeatInterval: Duration
+  continue: Boolean
+  routes: [NotifyRouteInput!]
+}
+
+"While an alert matching source fires, alerts matching target with the same values of the equal labels are muted."
+type InhibitRule {
+  id: ID!
+  sourceMatchers: [NotifyMatcher!]!
+  targetMatchers: [NotifyMatcher!]!
+  equal: [String!]!
+  comment: String!
+  createdBy: String!
+}
+
+input InhibitRuleInput {
+  sourceMatchers: [NotifyMatcherInput!]!
+  targetMatchers: [NotifyMatcherInput!]!
+  equal: [String!]
+  comment: String
+}
+
+enum SilenceState {
+  PENDING
+  ACTIVE
+  EXPIRED
+}
+
+type Silence {
+  id: ID!
+  matchers: [NotifyMatcher!]!
+  startsAt: Time!
+  endsAt: Time!
+  createdBy: String!
+  comment: String!
+  state: SilenceState!
+  createdAt: Time!
+  updatedAt: Time!
+}
+
+input SilenceInput {
+  matchers: [NotifyMatcherInput!]!
+  "Default: now."
+  startsAt: Time
+  endsAt: Time!
+  comment: String
+}
+
+type Acknowledgement {
+  fingerprint: String!
+  "The start of the acknowledged firing episode."
+  startsAt: Time!
+  ackedBy: String!
+  comment: String!
+  ackedAt: Time!
+}
+
+type AlertMute {
+  fingerprint: String!
+  "The active silences muting the alert."
+  silencedBy: [ID!]!
+  "The fingerprint of the firing alert inhibiting this one; null when none does."
+  inhibitedBy: String
+  inhibitRuleId: ID
+  acknowledged: Boolean!
+  "True when silenced or inhibited: no notifications."
+  muted: Boolean!
+}
+
+enum NotificationStatus {
+  SENDING
+  RETRYING
+  SENT
+  FAILED
+  SKIPPED
+}
+
+type Notification {
+  id: ID!
+  groupKey: String!
+  "Null once the channel is deleted."
+  channelId: ID
+  channelName: String!
+  channelType: String!
+  status: NotificationStatus!
+  alerts: [NotificationAlert!]!
+  firing: Int!
+  resolved: Int!
+  attempts: [NotificationAttempt!]!
+  "The last attempt's error; empty when it succeeded."
+  error: String!
+  "True for testChannel messages."
+  test: Boolean!
+  createdAt: Time!
+  finishedAt: Time
+}
+
+type NotificationAlert {
+  fingerprint: String!
+  status: String!
+  startsAt: Time!
+}
+
+type NotificationAttempt {
+  attempt: Int!
+  at: Time!
+  durationMs: Float!
+  error: String!
+  "Whether the failure was worth a retry (network, 5xx, 429, throttled)."
+  retryable: Boolean!
+}
+
+input NotificationFilter {
+  channelId: ID
+  status: NotificationStatus
+  "Substring of the group key."
+  groupKey: String
+  from: Time
+  to: Time
+  "Default 100, at most 10,000."
+  limit: Int
+}
+
+type TemplatePreview {
+  title: String!
+  text: String!
+  "Email only: the HTML part."
+  html: String!
+}
+
+input SampleAlertInput {
+  "firing (default) or resolved."
+  status: String
+  labels: [ChannelSettingInput!]!
+  annotations: [ChannelSettingInput!]
+  startsAt: Time
+  endsAt: Time
+  value: Float
 }
 `, BuiltIn: false},
 	{Name: "../schema/auth.graphqls", Input: `# Signing in and out.
@@ -1519,6 +2802,22 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
 
+func (ec *executionContext) childFields_Acknowledgement(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "fingerprint":
+		return ec.fieldContext_Acknowledgement_fingerprint(ctx, field)
+	case "startsAt":
+		return ec.fieldContext_Acknowledgement_startsAt(ctx, field)
+	case "ackedBy":
+		return ec.fieldContext_Acknowledgement_ackedBy(ctx, field)
+	case "comment":
+		return ec.fieldContext_Acknowledgement_comment(ctx, field)
+	case "ackedAt":
+		return ec.fieldContext_Acknowledgement_ackedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Acknowledgement", field.Name)
+}
+
 func (ec *executionContext) childFields_Agent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "host":
@@ -1561,6 +2860,24 @@ func (ec *executionContext) childFields_AgentCollector(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type AgentCollector", field.Name)
 }
 
+func (ec *executionContext) childFields_AlertMute(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "fingerprint":
+		return ec.fieldContext_AlertMute_fingerprint(ctx, field)
+	case "silencedBy":
+		return ec.fieldContext_AlertMute_silencedBy(ctx, field)
+	case "inhibitedBy":
+		return ec.fieldContext_AlertMute_inhibitedBy(ctx, field)
+	case "inhibitRuleId":
+		return ec.fieldContext_AlertMute_inhibitRuleId(ctx, field)
+	case "acknowledged":
+		return ec.fieldContext_AlertMute_acknowledged(ctx, field)
+	case "muted":
+		return ec.fieldContext_AlertMute_muted(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AlertMute", field.Name)
+}
+
 func (ec *executionContext) childFields_Attribute(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "key":
@@ -1569,6 +2886,74 @@ func (ec *executionContext) childFields_Attribute(ctx context.Context, field gra
 		return ec.fieldContext_Attribute_value(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Attribute", field.Name)
+}
+
+func (ec *executionContext) childFields_ChannelSecret(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "key":
+		return ec.fieldContext_ChannelSecret_key(ctx, field)
+	case "set":
+		return ec.fieldContext_ChannelSecret_set(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChannelSecret", field.Name)
+}
+
+func (ec *executionContext) childFields_ChannelSetting(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "key":
+		return ec.fieldContext_ChannelSetting_key(ctx, field)
+	case "value":
+		return ec.fieldContext_ChannelSetting_value(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChannelSetting", field.Name)
+}
+
+func (ec *executionContext) childFields_ChannelType(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_ChannelType_name(ctx, field)
+	case "title":
+		return ec.fieldContext_ChannelType_title(ctx, field)
+	case "settings":
+		return ec.fieldContext_ChannelType_settings(ctx, field)
+	case "defaultTemplate":
+		return ec.fieldContext_ChannelType_defaultTemplate(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChannelType", field.Name)
+}
+
+func (ec *executionContext) childFields_ChannelTypeSetting(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "key":
+		return ec.fieldContext_ChannelTypeSetting_key(ctx, field)
+	case "description":
+		return ec.fieldContext_ChannelTypeSetting_description(ctx, field)
+	case "required":
+		return ec.fieldContext_ChannelTypeSetting_required(ctx, field)
+	case "secret":
+		return ec.fieldContext_ChannelTypeSetting_secret(ctx, field)
+	case "default":
+		return ec.fieldContext_ChannelTypeSetting_default(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ChannelTypeSetting", field.Name)
+}
+
+func (ec *executionContext) childFields_InhibitRule(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_InhibitRule_id(ctx, field)
+	case "sourceMatchers":
+		return ec.fieldContext_InhibitRule_sourceMatchers(ctx, field)
+	case "targetMatchers":
+		return ec.fieldContext_InhibitRule_targetMatchers(ctx, field)
+	case "equal":
+		return ec.fieldContext_InhibitRule_equal(ctx, field)
+	case "comment":
+		return ec.fieldContext_InhibitRule_comment(ctx, field)
+	case "createdBy":
+		return ec.fieldContext_InhibitRule_createdBy(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InhibitRule", field.Name)
 }
 
 func (ec *executionContext) childFields_MetricCatalogPage(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1597,6 +2982,146 @@ func (ec *executionContext) childFields_MetricInfo(ctx context.Context, field gr
 		return ec.fieldContext_MetricInfo_lastDataTime(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type MetricInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_Notification(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Notification_id(ctx, field)
+	case "groupKey":
+		return ec.fieldContext_Notification_groupKey(ctx, field)
+	case "channelId":
+		return ec.fieldContext_Notification_channelId(ctx, field)
+	case "channelName":
+		return ec.fieldContext_Notification_channelName(ctx, field)
+	case "channelType":
+		return ec.fieldContext_Notification_channelType(ctx, field)
+	case "status":
+		return ec.fieldContext_Notification_status(ctx, field)
+	case "alerts":
+		return ec.fieldContext_Notification_alerts(ctx, field)
+	case "firing":
+		return ec.fieldContext_Notification_firing(ctx, field)
+	case "resolved":
+		return ec.fieldContext_Notification_resolved(ctx, field)
+	case "attempts":
+		return ec.fieldContext_Notification_attempts(ctx, field)
+	case "error":
+		return ec.fieldContext_Notification_error(ctx, field)
+	case "test":
+		return ec.fieldContext_Notification_test(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Notification_createdAt(ctx, field)
+	case "finishedAt":
+		return ec.fieldContext_Notification_finishedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Notification", field.Name)
+}
+
+func (ec *executionContext) childFields_NotificationAlert(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "fingerprint":
+		return ec.fieldContext_NotificationAlert_fingerprint(ctx, field)
+	case "status":
+		return ec.fieldContext_NotificationAlert_status(ctx, field)
+	case "startsAt":
+		return ec.fieldContext_NotificationAlert_startsAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type NotificationAlert", field.Name)
+}
+
+func (ec *executionContext) childFields_NotificationAttempt(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "attempt":
+		return ec.fieldContext_NotificationAttempt_attempt(ctx, field)
+	case "at":
+		return ec.fieldContext_NotificationAttempt_at(ctx, field)
+	case "durationMs":
+		return ec.fieldContext_NotificationAttempt_durationMs(ctx, field)
+	case "error":
+		return ec.fieldContext_NotificationAttempt_error(ctx, field)
+	case "retryable":
+		return ec.fieldContext_NotificationAttempt_retryable(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type NotificationAttempt", field.Name)
+}
+
+func (ec *executionContext) childFields_NotifyChannel(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_NotifyChannel_id(ctx, field)
+	case "name":
+		return ec.fieldContext_NotifyChannel_name(ctx, field)
+	case "type":
+		return ec.fieldContext_NotifyChannel_type(ctx, field)
+	case "settings":
+		return ec.fieldContext_NotifyChannel_settings(ctx, field)
+	case "secrets":
+		return ec.fieldContext_NotifyChannel_secrets(ctx, field)
+	case "template":
+		return ec.fieldContext_NotifyChannel_template(ctx, field)
+	case "sendResolved":
+		return ec.fieldContext_NotifyChannel_sendResolved(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_NotifyChannel_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_NotifyChannel_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type NotifyChannel", field.Name)
+}
+
+func (ec *executionContext) childFields_NotifyMatcher(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_NotifyMatcher_name(ctx, field)
+	case "op":
+		return ec.fieldContext_NotifyMatcher_op(ctx, field)
+	case "value":
+		return ec.fieldContext_NotifyMatcher_value(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type NotifyMatcher", field.Name)
+}
+
+func (ec *executionContext) childFields_NotifyRoute(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "matchers":
+		return ec.fieldContext_NotifyRoute_matchers(ctx, field)
+	case "channels":
+		return ec.fieldContext_NotifyRoute_channels(ctx, field)
+	case "groupBy":
+		return ec.fieldContext_NotifyRoute_groupBy(ctx, field)
+	case "groupWait":
+		return ec.fieldContext_NotifyRoute_groupWait(ctx, field)
+	case "groupInterval":
+		return ec.fieldContext_NotifyRoute_groupInterval(ctx, field)
+	case "repeatInterval":
+		return ec.fieldContext_NotifyRoute_repeatInterval(ctx, field)
+	case "continue":
+		return ec.fieldContext_NotifyRoute_continue(ctx, field)
+	case "routes":
+		return ec.fieldContext_NotifyRoute_routes(ctx, field)
+	case "effectiveGroupBy":
+		return ec.fieldContext_NotifyRoute_effectiveGroupBy(ctx, field)
+	case "effectiveGroupWait":
+		return ec.fieldContext_NotifyRoute_effectiveGroupWait(ctx, field)
+	case "effectiveGroupInterval":
+		return ec.fieldContext_NotifyRoute_effectiveGroupInterval(ctx, field)
+	case "effectiveRepeatInterval":
+		return ec.fieldContext_NotifyRoute_effectiveRepeatInterval(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type NotifyRoute", field.Name)
+}
+
+func (ec *executionContext) childFields_NotifyRouting(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "root":
+		return ec.fieldContext_NotifyRouting_root(ctx, field)
+	case "updatedBy":
+		return ec.fieldContext_NotifyRouting_updatedBy(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_NotifyRouting_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type NotifyRouting", field.Name)
 }
 
 func (ec *executionContext) childFields_OperationStats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1701,6 +3226,30 @@ func (ec *executionContext) childFields_ServiceNode(ctx context.Context, field g
 	return nil, fmt.Errorf("no field named %q was found under type ServiceNode", field.Name)
 }
 
+func (ec *executionContext) childFields_Silence(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Silence_id(ctx, field)
+	case "matchers":
+		return ec.fieldContext_Silence_matchers(ctx, field)
+	case "startsAt":
+		return ec.fieldContext_Silence_startsAt(ctx, field)
+	case "endsAt":
+		return ec.fieldContext_Silence_endsAt(ctx, field)
+	case "createdBy":
+		return ec.fieldContext_Silence_createdBy(ctx, field)
+	case "comment":
+		return ec.fieldContext_Silence_comment(ctx, field)
+	case "state":
+		return ec.fieldContext_Silence_state(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Silence_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Silence_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Silence", field.Name)
+}
+
 func (ec *executionContext) childFields_Span(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "traceId":
@@ -1781,6 +3330,18 @@ func (ec *executionContext) childFields_Tag(ctx context.Context, field graphql.C
 		return ec.fieldContext_Tag_value(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Tag", field.Name)
+}
+
+func (ec *executionContext) childFields_TemplatePreview(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "title":
+		return ec.fieldContext_TemplatePreview_title(ctx, field)
+	case "text":
+		return ec.fieldContext_TemplatePreview_text(ctx, field)
+	case "html":
+		return ec.fieldContext_TemplatePreview_html(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type TemplatePreview", field.Name)
 }
 
 func (ec *executionContext) childFields_Trace(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

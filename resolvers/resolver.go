@@ -78,6 +78,8 @@ type Config struct {
 	// Traces and LiveSpans serve the trace fields (traces_*.go).
 	Traces    TraceReader
 	LiveSpans LiveSpanSource
+	// Notify serves the notification fields (alert_notify*.go).
+	Notify NotifyDeps
 
 	Sessions Sessions
 	Cookies  SessionCookies

@@ -125,7 +125,9 @@ func TestHTTPChannelPayloads(t *testing.T) {
 	}{
 		{
 			name: "webhook", typ: "webhook",
-			secrets: func(u string) map[string]string { return map[string]string{"url": u + "/hook", "bearer_token": "s3cret"} },
+			secrets: func(u string) map[string]string {
+				return map[string]string{"url": u + "/hook", "bearer_token": "s3cret"}
+			},
 		},
 		{
 			name: "webhook_truncated", typ: "webhook", settings: map[string]string{"max_alerts": "1"},

@@ -13,6 +13,27 @@ import (
 	"github.com/amas-eye/amas/store"
 )
 
+type Acknowledgement struct {
+	Fingerprint string `json:"fingerprint"`
+	// The start of the acknowledged firing episode.
+	StartsAt time.Time `json:"startsAt"`
+	AckedBy  string    `json:"ackedBy"`
+	Comment  string    `json:"comment"`
+	AckedAt  time.Time `json:"ackedAt"`
+}
+
+type AlertMute struct {
+	Fingerprint string `json:"fingerprint"`
+	// The active silences muting the alert.
+	SilencedBy []string `json:"silencedBy"`
+	// The fingerprint of the firing alert inhibiting this one; null when none does.
+	InhibitedBy   *string `json:"inhibitedBy,omitempty"`
+	InhibitRuleID *string `json:"inhibitRuleId,omitempty"`
+	Acknowledged  bool    `json:"acknowledged"`
+	// True when silenced or inhibited: no notifications.
+	Muted bool `json:"muted"`
+}
+
 // An attribute; value is the text of strings, the JSON of other types.
 type Attribute struct {
 	Key   string `json:"key"`
@@ -22,6 +43,70 @@ type Attribute struct {
 type AttributeFilter struct {
 	Key   string `json:"key"`
 	Value string `json:"value"`
+}
+
+type ChannelInput struct {
+	Name     string                `json:"name"`
+	Type     string                `json:"type"`
+	Settings []ChannelSettingInput `json:"settings,omitempty"`
+	Secrets  []ChannelSecretInput  `json:"secrets,omitempty"`
+	Template *string               `json:"template,omitempty"`
+	// Default true.
+	SendResolved *bool `json:"sendResolved,omitempty"`
+}
+
+type ChannelSecret struct {
+	Key string `json:"key"`
+	Set bool   `json:"set"`
+}
+
+type ChannelSecretInput struct {
+	Key string `json:"key"`
+	// The new value; null clears the secret.
+	Value *string `json:"value,omitempty"`
+}
+
+type ChannelSetting struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+type ChannelSettingInput struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+type ChannelType struct {
+	Name     string               `json:"name"`
+	Title    string               `json:"title"`
+	Settings []ChannelTypeSetting `json:"settings"`
+	// The template used when a channel has none; empty when the body is fixed (webhook).
+	DefaultTemplate string `json:"defaultTemplate"`
+}
+
+type ChannelTypeSetting struct {
+	Key         string `json:"key"`
+	Description string `json:"description"`
+	Required    bool   `json:"required"`
+	Secret      bool   `json:"secret"`
+	Default     string `json:"default"`
+}
+
+// While an alert matching source fires, alerts matching target with the same values of the equal labels are muted.
+type InhibitRule struct {
+	ID             string          `json:"id"`
+	SourceMatchers []NotifyMatcher `json:"sourceMatchers"`
+	TargetMatchers []NotifyMatcher `json:"targetMatchers"`
+	Equal          []string        `json:"equal"`
+	Comment        string          `json:"comment"`
+	CreatedBy      string          `json:"createdBy"`
+}
+
+type InhibitRuleInput struct {
+	SourceMatchers []NotifyMatcherInput `json:"sourceMatchers"`
+	TargetMatchers []NotifyMatcherInput `json:"targetMatchers"`
+	Equal          []string             `json:"equal,omitempty"`
+	Comment        *string              `json:"comment,omitempty"`
 }
 
 type LiveSpanFilter struct {
@@ -37,6 +122,124 @@ type MetricCatalogPage struct {
 }
 
 type Mutation struct {
+}
+
+type Notification struct {
+	ID       string `json:"id"`
+	GroupKey string `json:"groupKey"`
+	// Null once the channel is deleted.
+	ChannelID   *string               `json:"channelId,omitempty"`
+	ChannelName string                `json:"channelName"`
+	ChannelType string                `json:"channelType"`
+	Status      NotificationStatus    `json:"status"`
+	Alerts      []NotificationAlert   `json:"alerts"`
+	Firing      int                   `json:"firing"`
+	Resolved    int                   `json:"resolved"`
+	Attempts    []NotificationAttempt `json:"attempts"`
+	// The last attempt's error; empty when it succeeded.
+	Error string `json:"error"`
+	// True for testChannel messages.
+	Test       bool       `json:"test"`
+	CreatedAt  time.Time  `json:"createdAt"`
+	FinishedAt *time.Time `json:"finishedAt,omitempty"`
+}
+
+type NotificationAlert struct {
+	Fingerprint string    `json:"fingerprint"`
+	Status      string    `json:"status"`
+	StartsAt    time.Time `json:"startsAt"`
+}
+
+type NotificationAttempt struct {
+	Attempt    int       `json:"attempt"`
+	At         time.Time `json:"at"`
+	DurationMs float64   `json:"durationMs"`
+	Error      string    `json:"error"`
+	// Whether the failure was worth a retry (network, 5xx, 429, throttled).
+	Retryable bool `json:"retryable"`
+}
+
+type NotificationFilter struct {
+	ChannelID *string             `json:"channelId,omitempty"`
+	Status    *NotificationStatus `json:"status,omitempty"`
+	// Substring of the group key.
+	GroupKey *string    `json:"groupKey,omitempty"`
+	From     *time.Time `json:"from,omitempty"`
+	To       *time.Time `json:"to,omitempty"`
+	// Default 100, at most 10,000.
+	Limit *int `json:"limit,omitempty"`
+}
+
+type NotifyChannel struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// email, slack, wechat, dingtalk, feishu, webhook or pagerduty.
+	Type string `json:"type"`
+	// The settings that are not secret.
+	Settings []ChannelSetting `json:"settings"`
+	// Every secret setting of the type, with whether it is set; values are never returned.
+	Secrets []ChannelSecret `json:"secrets"`
+	// The channel's template (Go text/template); empty: the type's default.
+	Template string `json:"template"`
+	// Whether messages are sent when alerts resolve.
+	SendResolved bool      `json:"sendResolved"`
+	CreatedAt    time.Time `json:"createdAt"`
+	UpdatedAt    time.Time `json:"updatedAt"`
+}
+
+type NotifyMatcher struct {
+	Name  string        `json:"name"`
+	Op    NotifyMatchOp `json:"op"`
+	Value string        `json:"value"`
+}
+
+type NotifyMatcherInput struct {
+	Name  string        `json:"name"`
+	Op    NotifyMatchOp `json:"op"`
+	Value string        `json:"value"`
+}
+
+// One route of the tree. An alert descends into the first child route whose
+// matchers all hold (and into later siblings too while the matched one has
+// continue); the deepest routes it reaches group it and send it to their channels.
+// Null options are inherited from the parent.
+type NotifyRoute struct {
+	Matchers []NotifyMatcher `json:"matchers"`
+	Channels []NotifyChannel `json:"channels"`
+	// Labels whose values split alerts into groups; ["..."] groups by every label; null inherits.
+	GroupBy []string `json:"groupBy,omitempty"`
+	// How long a new group waits for more alerts before its first message.
+	GroupWait *time.Duration `json:"groupWait,omitempty"`
+	// How long a group waits between messages about changes.
+	GroupInterval *time.Duration `json:"groupInterval,omitempty"`
+	// How long before an unchanged group is notified again.
+	RepeatInterval *time.Duration `json:"repeatInterval,omitempty"`
+	Continue       bool           `json:"continue"`
+	Routes         []NotifyRoute  `json:"routes"`
+	// The options in force, inheritance applied.
+	EffectiveGroupBy        []string      `json:"effectiveGroupBy"`
+	EffectiveGroupWait      time.Duration `json:"effectiveGroupWait"`
+	EffectiveGroupInterval  time.Duration `json:"effectiveGroupInterval"`
+	EffectiveRepeatInterval time.Duration `json:"effectiveRepeatInterval"`
+}
+
+type NotifyRouteInput struct {
+	Matchers       []NotifyMatcherInput `json:"matchers,omitempty"`
+	ChannelIds     []string             `json:"channelIds,omitempty"`
+	GroupBy        []string             `json:"groupBy,omitempty"`
+	GroupWait      *time.Duration       `json:"groupWait,omitempty"`
+	GroupInterval  *time.Duration       `json:"groupInterval,omitempty"`
+	RepeatInterval *time.Duration       `json:"repeatInterval,omitempty"`
+	Continue       *bool                `json:"continue,omitempty"`
+	Routes         []NotifyRouteInput   `json:"routes,omitempty"`
+}
+
+type NotifyRouting struct {
+	Root *NotifyRoute `json:"root"`
+	// Who saved the tree; empty for the default tree.
+	UpdatedBy string `json:"updatedBy"`
+	// When the tree was saved; null for the default tree.
+	UpdatedAt *time.Time `json:"updatedAt,omitempty"`
 }
 
 type OperationStats struct {
@@ -60,6 +263,16 @@ type REDPoint struct {
 	P50       float64 `json:"p50"`
 	P95       float64 `json:"p95"`
 	P99       float64 `json:"p99"`
+}
+
+type SampleAlertInput struct {
+	// firing (default) or resolved.
+	Status      *string               `json:"status,omitempty"`
+	Labels      []ChannelSettingInput `json:"labels"`
+	Annotations []ChannelSettingInput `json:"annotations,omitempty"`
+	StartsAt    *time.Time            `json:"startsAt,omitempty"`
+	EndsAt      *time.Time            `json:"endsAt,omitempty"`
+	Value       *float64              `json:"value,omitempty"`
 }
 
 type SeriesQuery struct {
@@ -104,6 +317,26 @@ type ServiceNode struct {
 	P95    float64 `json:"p95"`
 	Calls  int     `json:"calls"`
 	Errors int     `json:"errors"`
+}
+
+type Silence struct {
+	ID        string          `json:"id"`
+	Matchers  []NotifyMatcher `json:"matchers"`
+	StartsAt  time.Time       `json:"startsAt"`
+	EndsAt    time.Time       `json:"endsAt"`
+	CreatedBy string          `json:"createdBy"`
+	Comment   string          `json:"comment"`
+	State     SilenceState    `json:"state"`
+	CreatedAt time.Time       `json:"createdAt"`
+	UpdatedAt time.Time       `json:"updatedAt"`
+}
+
+type SilenceInput struct {
+	Matchers []NotifyMatcherInput `json:"matchers"`
+	// Default: now.
+	StartsAt *time.Time `json:"startsAt,omitempty"`
+	EndsAt   time.Time  `json:"endsAt"`
+	Comment  *string    `json:"comment,omitempty"`
 }
 
 type Span struct {
@@ -155,6 +388,13 @@ type Tag struct {
 	Value string `json:"value"`
 }
 
+type TemplatePreview struct {
+	Title string `json:"title"`
+	Text  string `json:"text"`
+	// Email only: the HTML part.
+	HTML string `json:"html"`
+}
+
 type Trace struct {
 	TraceID string `json:"traceId"`
 	// Depth first: each span followed by its children, children by start time.
@@ -198,6 +438,184 @@ type User struct {
 	Role     auth.Role `json:"role"`
 	// True when the caller is an API token rather than a user session.
 	APIToken bool `json:"apiToken"`
+}
+
+type NotificationStatus string
+
+const (
+	NotificationStatusSending  NotificationStatus = "SENDING"
+	NotificationStatusRetrying NotificationStatus = "RETRYING"
+	NotificationStatusSent     NotificationStatus = "SENT"
+	NotificationStatusFailed   NotificationStatus = "FAILED"
+	NotificationStatusSkipped  NotificationStatus = "SKIPPED"
+)
+
+var AllNotificationStatus = []NotificationStatus{
+	NotificationStatusSending,
+	NotificationStatusRetrying,
+	NotificationStatusSent,
+	NotificationStatusFailed,
+	NotificationStatusSkipped,
+}
+
+func (e NotificationStatus) IsValid() bool {
+	switch e {
+	case NotificationStatusSending, NotificationStatusRetrying, NotificationStatusSent, NotificationStatusFailed, NotificationStatusSkipped:
+		return true
+	}
+	return false
+}
+
+func (e NotificationStatus) String() string {
+	return string(e)
+}
+
+func (e *NotificationStatus) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = NotificationStatus(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid NotificationStatus", str)
+	}
+	return nil
+}
+
+func (e NotificationStatus) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *NotificationStatus) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e NotificationStatus) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// How a matcher compares a label: =, !=, =~ (anchored regular expression), !~.
+type NotifyMatchOp string
+
+const (
+	NotifyMatchOpEq  NotifyMatchOp = "EQ"
+	NotifyMatchOpNeq NotifyMatchOp = "NEQ"
+	NotifyMatchOpRe  NotifyMatchOp = "RE"
+	NotifyMatchOpNre NotifyMatchOp = "NRE"
+)
+
+var AllNotifyMatchOp = []NotifyMatchOp{
+	NotifyMatchOpEq,
+	NotifyMatchOpNeq,
+	NotifyMatchOpRe,
+	NotifyMatchOpNre,
+}
+
+func (e NotifyMatchOp) IsValid() bool {
+	switch e {
+	case NotifyMatchOpEq, NotifyMatchOpNeq, NotifyMatchOpRe, NotifyMatchOpNre:
+		return true
+	}
+	return false
+}
+
+func (e NotifyMatchOp) String() string {
+	return string(e)
+}
+
+func (e *NotifyMatchOp) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = NotifyMatchOp(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid NotifyMatchOp", str)
+	}
+	return nil
+}
+
+func (e NotifyMatchOp) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *NotifyMatchOp) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e NotifyMatchOp) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type SilenceState string
+
+const (
+	SilenceStatePending SilenceState = "PENDING"
+	SilenceStateActive  SilenceState = "ACTIVE"
+	SilenceStateExpired SilenceState = "EXPIRED"
+)
+
+var AllSilenceState = []SilenceState{
+	SilenceStatePending,
+	SilenceStateActive,
+	SilenceStateExpired,
+}
+
+func (e SilenceState) IsValid() bool {
+	switch e {
+	case SilenceStatePending, SilenceStateActive, SilenceStateExpired:
+		return true
+	}
+	return false
+}
+
+func (e SilenceState) String() string {
+	return string(e)
+}
+
+func (e *SilenceState) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = SilenceState(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid SilenceState", str)
+	}
+	return nil
+}
+
+func (e SilenceState) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *SilenceState) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e SilenceState) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 type SpanKind string

@@ -1,24 +1,39 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	grpccodes "google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/amas-eye/amas/ingest/otlp"
 )
@@ -364,3 +379,305 @@ func waitForSum(t *testing.T, s *server, metric, service, operation string, base
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestOTLPMetricsFromTheSDK sends metrics with the SDK's gRPC and HTTP metric
+// exporters and reads them back as series named by the documented convention.
+func TestOTLPMetricsFromTheSDK(t *testing.T) {
+	s := startOTLPServer(t)
+	ctx := context.Background()
+	grpcExp, err := otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpoint(s.OTLPGRPCAddr()), otlpmetricgrpc.WithInsecure(),
+		otlpmetricgrpc.WithHeaders(s.authHeader()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpExp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpoint(s.OTLPHTTPAddr()), otlpmetrichttp.WithInsecure(),
+		otlpmetrichttp.WithHeaders(s.authHeader()), otlpmetrichttp.WithCompression(otlpmetrichttp.GzipCompression))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		service string
+		exp     sdkmetric.Exporter
+	}{{"metrics-grpc", grpcExp}, {"metrics-http", httpExp}} {
+		t.Run(tc.service, func(t *testing.T) {
+			mp := sdkmetric.NewMeterProvider(
+				sdkmetric.WithReader(sdkmetric.NewPeriodicReader(tc.exp, sdkmetric.WithInterval(time.Hour))),
+				sdkmetric.WithResource(resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(tc.service))))
+			defer func() { _ = mp.Shutdown(context.Background()) }()
+			m := mp.Meter("shop")
+			orders, _ := m.Int64Counter("shop.orders")
+			orders.Add(ctx, 3, metric.WithAttributes(attribute.String("route", "/a b")))
+			orders.Add(ctx, 2, metric.WithAttributes(attribute.String("route", "/a b")))
+			inflight, _ := m.Int64UpDownCounter("shop.inflight")
+			inflight.Add(ctx, 4)
+			inflight.Add(ctx, -1)
+			latency, _ := m.Float64Histogram("shop.latency", metric.WithExplicitBucketBoundaries(5, 10, 100))
+			for v := 1; v <= 10; v++ {
+				latency.Record(ctx, float64(v))
+			}
+			_, _ = m.Float64ObservableGauge("shop.temperature", metric.WithFloat64Callback(func(_ context.Context, o metric.Float64Observer) error {
+				o.Observe(42.5)
+				return nil
+			}))
+			before := time.Now().UTC().Add(-time.Minute)
+			if err := mp.ForceFlush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []struct {
+				metric string
+				tags   map[string]string
+				value  float64
+			}{
+				{"shop.orders", map[string]string{"route": "/a_b"}, 5},
+				{"shop.inflight", nil, 3},
+				{"shop.latency.count", nil, 10},
+				{"shop.latency.sum", nil, 55},
+				{"shop.latency.min", nil, 1},
+				{"shop.latency.max", nil, 10},
+				{"shop.latency.bucket", map[string]string{"le": "5"}, 5},
+				{"shop.latency.bucket", map[string]string{"le": "inf"}, 10},
+				{"shop.latency.p50", nil, 5},
+				{"shop.temperature", nil, 42.5},
+			} {
+				filters := []map[string]any{{"key": "service.name", "op": "EQ", "value": tc.service}}
+				for k, v := range want.tags {
+					filters = append(filters, map[string]any{"key": k, "op": "EQ", "value": v})
+				}
+				q := map[string]any{"metric": want.metric, "from": before.Format(time.RFC3339),
+					"to": before.Add(2 * time.Minute).Format(time.RFC3339), "step": "1s", "filters": filters}
+				var a seriesAnswer
+				s.query(t, seriesQuery, map[string]any{"q": q}, &a)
+				if len(a.Series) != 1 || len(a.Series[0].Points) != 1 || a.Series[0].Points[0].V != want.value {
+					t.Errorf("%s %v: %+v, want one point %v", want.metric, want.tags, a.Series, want.value)
+				}
+			}
+		})
+	}
+}
+
+// post sends body to the OTLP HTTP listener and returns the reply.
+func (s *server) post(t *testing.T, path, contentType string, body []byte, header map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+s.OTLPHTTPAddr()+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+// testTraces is one trace of a service: a root span and, when withBad, a span
+// without a trace id that must be refused.
+func testTraces(service string, withBad bool) (ptrace.Traces, string) {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", service)
+	spans := rs.ScopeSpans().AppendEmpty().Spans()
+	now := time.Now()
+	tid := [16]byte{0xab, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, byte(now.UnixNano())}
+	sp := spans.AppendEmpty()
+	sp.SetTraceID(tid)
+	sp.SetSpanID([8]byte{1, 2, 3, 4, 5, 6, 7, 8})
+	sp.SetName("handle")
+	sp.SetKind(ptrace.SpanKindServer)
+	sp.SetStartTimestamp(pcommonTime(now.Add(-time.Second)))
+	sp.SetEndTimestamp(pcommonTime(now))
+	sp.Status().SetCode(ptrace.StatusCodeError)
+	if withBad {
+		bad := spans.AppendEmpty()
+		bad.SetName("no ids")
+		bad.SetStartTimestamp(pcommonTime(now))
+	}
+	return td, fmt.Sprintf("%x", tid)
+}
+
+// TestOTLPHTTPProtocol covers the OTLP/HTTP details: JSON and protobuf, gzip,
+// partial success, malformed and oversized bodies, credentials; and Zipkin.
+func TestOTLPHTTPProtocol(t *testing.T) {
+	s := startOTLPServer(t, "--ingest-max-body-bytes", "4096")
+	auth := s.authHeader()
+
+	t.Run("JSON with a partial success", func(t *testing.T) {
+		td, id := testTraces("http-json", true)
+		body, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalJSON()
+		resp, b := s.post(t, "/v1/traces", "application/json", body, auth)
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" {
+			t.Fatalf("%s %s", resp.Status, b)
+		}
+		var reply struct {
+			PartialSuccess struct {
+				RejectedSpans json.Number
+				ErrorMessage  string
+			}
+		}
+		if err := json.Unmarshal(b, &reply); err != nil || reply.PartialSuccess.RejectedSpans != "1" ||
+			!strings.Contains(reply.PartialSuccess.ErrorMessage, "trace id") {
+			t.Errorf("reply %s (%v), want 1 rejected span naming the trace id", b, err)
+		}
+		s.wantTrace(t, id, "http-json")
+	})
+
+	t.Run("protobuf with gzip", func(t *testing.T) {
+		td, id := testTraces("http-proto", false)
+		body, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+		resp, b := s.post(t, "/v1/traces", "application/x-protobuf", gz(t, body), map[string]string{
+			"Authorization": auth["Authorization"], "Content-Encoding": "gzip"})
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-protobuf" {
+			t.Fatalf("%s %s", resp.Status, b)
+		}
+		reply := ptraceotlp.NewExportResponse()
+		if err := reply.UnmarshalProto(b); err != nil || reply.PartialSuccess().RejectedSpans() != 0 {
+			t.Errorf("reply %v, %v", reply.PartialSuccess().RejectedSpans(), err)
+		}
+		s.wantTrace(t, id, "http-proto")
+	})
+
+	t.Run("Zipkin v2 JSON", func(t *testing.T) {
+		start := time.Now().Add(-time.Second).UnixMicro()
+		body := fmt.Sprintf(`[{"traceId":"5af7183fb1d4cf5f5af7183fb1d4cf5f","id":"352bff9a74ca9ad2","name":"get /api",
+			"kind":"SERVER","timestamp":%d,"duration":1500,"localEndpoint":{"serviceName":"zipkin-svc"},"tags":{"http.path":"/api"}},
+			{"traceId":"5af7183fb1d4cf5f5af7183fb1d4cf5f","id":"452bff9a74ca9ad2","parentId":"352bff9a74ca9ad2","name":"query",
+			"kind":"CLIENT","timestamp":%d,"duration":700,"localEndpoint":{"serviceName":"zipkin-svc"}}]`, start, start+100)
+		resp, b := s.post(t, "/api/v2/spans", "application/json", []byte(body), auth)
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("%s %s", resp.Status, b)
+		}
+		var got struct{ Trace struct{ Spans []gqlSpan } }
+		s.query(t, traceQuery, map[string]any{"id": "5af7183fb1d4cf5f5af7183fb1d4cf5f"}, &got)
+		sp := got.Trace.Spans
+		if len(sp) != 2 || sp[0].Service != "zipkin-svc" || sp[0].Name != "get /api" || sp[1].Depth != 1 ||
+			sp[1].ParentSpanID != "352bff9a74ca9ad2" || sp[0].Duration != 1.5 || !hasAttr(sp[0].Attributes, "http.path", "/api") {
+			t.Errorf("zipkin trace %+v", sp)
+		}
+	})
+
+	for _, tc := range []struct {
+		name        string
+		path        string
+		contentType string
+		body        []byte
+		header      map[string]string
+		status      int
+		message     string
+	}{
+		{"malformed JSON", "/v1/traces", "application/json", []byte(`{"resourceSpans": [`), auth, http.StatusBadRequest, "malformed OTLP traces"},
+		{"malformed protobuf", "/v1/metrics", "application/x-protobuf", []byte{0xff, 0xff, 0xff}, auth, http.StatusBadRequest, "malformed OTLP metrics"},
+		{"malformed Zipkin", "/api/v2/spans", "application/json", []byte(`{"not": "a list"}`), auth, http.StatusBadRequest, "malformed Zipkin"},
+		{"oversized", "/v1/traces", "application/json", bytes.Repeat([]byte(" "), 5000), auth, http.StatusRequestEntityTooLarge, "larger than 4096 bytes"},
+		{"oversized once decompressed", "/v1/traces", "application/json", gz(t, bytes.Repeat([]byte(" "), 5000)),
+			map[string]string{"Authorization": auth["Authorization"], "Content-Encoding": "gzip"}, http.StatusRequestEntityTooLarge, "after decompression"},
+		{"unsupported content type", "/v1/traces", "text/plain", []byte("x"), auth, http.StatusUnsupportedMediaType, "unsupported Content-Type"},
+		{"no token", "/v1/traces", "application/json", []byte(`{}`), nil, http.StatusUnauthorized, "not signed in"},
+		{"a viewer token", "/v1/traces", "application/json", []byte(`{}`), map[string]string{"Authorization": "Bearer " + s.viewerToken}, http.StatusForbidden, "role"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, b := s.post(t, tc.path, tc.contentType, tc.body, tc.header)
+			if resp.StatusCode != tc.status || !strings.Contains(string(b), tc.message) {
+				t.Errorf("%s %q, want %d with %q", resp.Status, b, tc.status, tc.message)
+			}
+		})
+	}
+
+	t.Run("gRPC needs a token", func(t *testing.T) {
+		conn, err := grpc.NewClient(s.OTLPGRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		td, _ := testTraces("grpc-anon", false)
+		_, err = ptraceotlp.NewGRPCClient(conn).Export(context.Background(), ptraceotlp.NewExportRequestFromTraces(td))
+		if status.Code(err) != grpccodes.Unauthenticated {
+			t.Errorf("export without a token: %v, want Unauthenticated", err)
+		}
+	})
+}
+
+func (s *server) wantTrace(t *testing.T, id, service string) {
+	t.Helper()
+	var got struct{ Trace *struct{ Spans []gqlSpan } }
+	s.query(t, traceQuery, map[string]any{"id": id}, &got)
+	if got.Trace == nil || len(got.Trace.Spans) != 1 || got.Trace.Spans[0].Service != service || got.Trace.Spans[0].Status != "ERROR" {
+		t.Errorf("trace %s: %+v, want one ERROR span of %s", id, got.Trace, service)
+	}
+}
+
+// TestLiveSpansOverWebsocket subscribes to the errors of one service and
+// receives only the error span of a trace stored after the subscription.
+func TestLiveSpansOverWebsocket(t *testing.T) {
+	s := startOTLPServer(t)
+	dialer := websocket.Dialer{Subprotocols: []string{"graphql-transport-ws"}}
+	c, _, err := dialer.Dial("ws"+strings.TrimPrefix(s.url, "http")+"/graphql", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	read := func() map[string]any {
+		t.Helper()
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			var msg map[string]any
+			if err := c.ReadJSON(&msg); err != nil {
+				t.Fatal(err)
+			}
+			if msg["type"] != "ping" && msg["type"] != "ka" {
+				return msg
+			}
+		}
+	}
+	_ = c.WriteJSON(map[string]any{"type": "connection_init", "payload": map[string]any{"Authorization": "Bearer " + s.viewerToken}})
+	if msg := read(); msg["type"] != "connection_ack" {
+		t.Fatalf("connection_init answered %v", msg)
+	}
+	_ = c.WriteJSON(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{
+		"query": `subscription { liveSpans(filter: {service: "live-svc", errorsOnly: true}) { traceId name status } }`}})
+	// The subscription starts some time after the subscribe message, with no
+	// reply to say so: send a trace every 200ms until one comes back.
+	got := make(chan map[string]any, 1)
+	go func() { got <- read() }()
+	var ids []string
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for len(ids) < 50 {
+		td, id := testTraces("live-svc", false)
+		spans := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+		fine := spans.AppendEmpty()
+		fine.SetTraceID(spans.At(0).TraceID())
+		fine.SetSpanID([8]byte{9})
+		fine.SetName("fine")
+		fine.SetStartTimestamp(pcommonTime(time.Now()))
+		other, _ := testTraces("other-svc", false)
+		other.ResourceSpans().MoveAndAppendTo(td.ResourceSpans())
+		body, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+		if resp, b := s.post(t, "/v1/traces", "application/x-protobuf", body, s.authHeader()); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s %s", resp.Status, b)
+		}
+		ids = append(ids, id)
+		select {
+		case msg := <-got:
+			b, _ := json.Marshal(msg["payload"])
+			var p struct {
+				Data struct {
+					LiveSpans []struct{ TraceID, Name, Status string }
+				}
+			}
+			if err := json.Unmarshal(b, &p); err != nil || msg["type"] != "next" || len(p.Data.LiveSpans) != 1 {
+				t.Fatalf("live spans message %s", b)
+			}
+			sp := p.Data.LiveSpans[0]
+			if sp.Name != "handle" || sp.Status != "ERROR" || !slices.Contains(ids, sp.TraceID) {
+				t.Fatalf("live span %+v, want the ERROR span of one of %q", sp, ids)
+			}
+			return
+		case <-tick.C:
+		}
+	}
+	t.Fatal("no live span after 50 traces")
+}
+
+func pcommonTime(t time.Time) pcommon.Timestamp { return pcommon.NewTimestampFromTime(t) }

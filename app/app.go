@@ -255,7 +255,8 @@ func (a *App) graphQL() http.Handler {
 			Series: st, Names: st, Catalog: st, Stats: st, Agents: st, Live: a.hub,
 			MaxPoints: a.cfg.MaxPoints, IngestRate: ingestRate,
 			Traces: st, LiveSpans: a.otlp.hub,
-			Notify: a.notifyResolvers(),
+			Notify:   a.notifyResolvers(),
+			Overview: st,
 		},
 	})
 }

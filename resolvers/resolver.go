@@ -80,6 +80,8 @@ type Config struct {
 	LiveSpans LiveSpanSource
 	// Notify serves the notification fields (alert_notify*.go).
 	Notify NotifyDeps
+	// Overview serves the overview page's fields (overview*.go).
+	Overview OverviewFigures
 
 	Sessions Sessions
 	Cookies  SessionCookies

@@ -478,6 +478,7 @@ type HistoryFilter struct {
 	From, To    time.Time // at in [From, To); zero To: no upper bound
 	Limit       int       // zero: 1000
 	IDs         []int64   // only these entries
+	AfterID     int64     // only entries with a greater id
 }
 
 const historyColumns = `id, rule_id, rule_name, fingerprint, labels, from_state, to_state, severity, value, threshold, at`
@@ -489,6 +490,7 @@ WHERE ($1 = 0 OR rule_id = $1)
   AND labels @> $4::jsonb
   AND at >= $5 AND ($6::timestamptz IS NULL OR at < $6)
   AND (cardinality($7::bigint[]) = 0 OR id = ANY($7))
+  AND id > $9
 ORDER BY at DESC, id DESC
 LIMIT $8`
 
@@ -511,7 +513,7 @@ func (s *Store) AlertHistory(ctx context.Context, f HistoryFilter) ([]AlertHisto
 		ids = []int64{}
 	}
 	rows, err := s.pool.Query(ctx, selectHistory, f.RuleID, f.Fingerprint, stateStrings(f.States), string(labels),
-		from, timeOrNil(f.To), ids, limit)
+		from, timeOrNil(f.To), ids, limit, f.AfterID)
 	if err != nil {
 		return nil, fmt.Errorf("read alert history: %w", err)
 	}

@@ -32,7 +32,7 @@ type ConnectFunc func(ctx context.Context) (*pgx.Conn, error)
 // Filter selects the changes a subscription receives; zero fields select all.
 type Filter struct {
 	RuleID int64
-	States []alerting.State   // the state changed to
+	States []alerting.State  // the state changed to
 	Labels map[string]string // every pair must be in the alert's labels
 }
 

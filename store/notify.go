@@ -113,19 +113,38 @@ func scanNotification(row pgx.Row) (dispatch.LogEntry, error) {
 	return e, nil
 }
 
-// LastNotification is the newest notification of a group to a channel that did
-// not fail (test messages aside): what the channel was last told. A message a
+// lastNotifications reads the newest non-failed, non-test notification of each
+// (group key, channel) pair asked about.
+const lastNotifications = `
+SELECT DISTINCT ON (n.group_key, n.channel_id) ` + notificationColumns + `
+FROM notifications n
+JOIN unnest($1::text[], $2::bigint[]) AS k(gk, cid) ON n.group_key = k.gk AND n.channel_id = k.cid
+WHERE n.status <> 'failed' AND NOT n.test
+ORDER BY n.group_key, n.channel_id, n.id DESC`
+
+// LastNotifications returns what each channel was last told about each group:
+// the newest notification that did not fail (test messages aside). A message a
 // previous leader was still sending counts as sent.
-func (s *Store) LastNotification(ctx context.Context, groupKey string, channelID int64) (dispatch.LogEntry, bool, error) {
-	e, err := scanNotification(s.pool.QueryRow(ctx, `SELECT `+notificationColumns+` FROM notifications
-WHERE group_key = $1 AND channel_id = $2 AND status <> 'failed' AND NOT test ORDER BY id DESC LIMIT 1`, groupKey, channelID))
-	if isNoRows(err) {
-		return dispatch.LogEntry{}, false, nil
+func (s *Store) LastNotifications(ctx context.Context, keys []dispatch.LogKey) (map[dispatch.LogKey]dispatch.LogEntry, error) {
+	groups := make([]string, len(keys))
+	channels := make([]int64, len(keys))
+	for i, k := range keys {
+		groups[i], channels[i] = k.GroupKey, k.ChannelID
 	}
+	rows, err := s.pool.Query(ctx, lastNotifications, groups, channels)
 	if err != nil {
-		return dispatch.LogEntry{}, false, fmt.Errorf("read notification log of %s: %w", groupKey, err)
+		return nil, fmt.Errorf("read notification log: %w", err)
 	}
-	return e, true, nil
+	defer rows.Close()
+	out := make(map[dispatch.LogKey]dispatch.LogEntry, len(keys))
+	for rows.Next() {
+		e, err := scanNotification(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read notification log: %w", err)
+		}
+		out[dispatch.LogKey{GroupKey: e.GroupKey, ChannelID: e.ChannelID}] = e
+	}
+	return out, rows.Err()
 }
 
 // beginNotification inserts the entry only while term is the leader's term. The
@@ -174,16 +193,22 @@ func (s *Store) BeginNotification(ctx context.Context, term int64, e dispatch.Lo
 	return id, nil
 }
 
+// recordAttempt inserts the attempt and updates its notification in one
+// statement (one round trip, one commit).
+const recordAttempt = `
+WITH attempt AS (
+    INSERT INTO notification_attempts (notification_id, attempt, at, duration_ms, error, retryable)
+    VALUES ($1, $2, $3, $4, $5, $6)
+)
+UPDATE notifications SET status = $7, attempts = $2, error = $5,
+    finished_at = CASE WHEN $8 THEN $9::timestamptz END
+WHERE id = $1`
+
 // RecordAttempt stores one delivery attempt and the notification's status after it.
 func (s *Store) RecordAttempt(ctx context.Context, id int64, a dispatch.Attempt, status dispatch.Status) error {
 	finished := status == dispatch.StatusSent || status == dispatch.StatusFailed
-	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO notification_attempts (notification_id, attempt, at, duration_ms, error, retryable)
-VALUES ($1, $2, $3, $4, $5, $6)`, id, a.N, a.At, float64(a.Duration)/float64(time.Millisecond), a.Error, a.Retryable)
-	b.Queue(`UPDATE notifications SET status = $2, attempts = $3, error = $4,
-    finished_at = CASE WHEN $5 THEN $6::timestamptz ELSE NULL END WHERE id = $1`,
-		id, string(status), a.N, a.Error, finished, a.At.Add(a.Duration))
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return tx.SendBatch(ctx, b).Close() })
+	_, err := s.pool.Exec(ctx, recordAttempt, id, a.N, a.At, float64(a.Duration)/float64(time.Millisecond), a.Error, a.Retryable,
+		string(status), finished, a.At.Add(a.Duration))
 	if err != nil {
 		return fmt.Errorf("record attempt %d of notification %d: %w", a.N, id, err)
 	}

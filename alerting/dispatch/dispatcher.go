@@ -216,6 +216,9 @@ func (d *Dispatcher) Round(ctx context.Context, term int64) (time.Time, error) {
 		}
 	}
 	slices.SortFunc(due, func(a, b *group) int { return compareStrings(a.key, b.key) })
+	if rs.last, err = d.lastNotifications(ctx, due); err != nil {
+		return next, err
+	}
 	eg, egCtx := errgroup.WithContext(ctx)
 	eg.SetLimit(d.cfg.Concurrency)
 	var mu sync.Mutex
@@ -238,6 +241,25 @@ func (d *Dispatcher) Round(ctx context.Context, term int64) (time.Time, error) {
 	err = eg.Wait()
 	d.metrics.groups.Set(float64(len(d.groups)))
 	return next, err
+}
+
+// lastNotifications reads, in one query, what each channel of the due groups
+// was last told.
+func (d *Dispatcher) lastNotifications(ctx context.Context, due []*group) (map[LogKey]LogEntry, error) {
+	var keys []LogKey
+	for _, g := range due {
+		for _, id := range g.route.Opts.Channels {
+			keys = append(keys, LogKey{GroupKey: g.key, ChannelID: id})
+		}
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	last, err := d.deps.Log.LastNotifications(ctx, keys)
+	if err != nil {
+		return nil, fmt.Errorf("read notification log: %w", err)
+	}
+	return last, nil
 }
 
 // regroup puts this round's alerts into their groups, creates the groups that
@@ -284,6 +306,7 @@ type roundState struct {
 	silences  []silence.Silence
 	inhibitor *inhibit.Inhibitor
 	acks      map[string][]time.Time
+	last      map[LogKey]LogEntry // read-only once the flushes start
 }
 
 func newRoundState(st Settings, alerts []alerting.Alert, now time.Time) *roundState {
@@ -337,10 +360,7 @@ func (d *Dispatcher) flush(ctx context.Context, term int64, g *group, rs *roundS
 // notifyChannel decides, against the log, whether ch must hear of alerts, and
 // sends them if so. ok is false when the delivery failed.
 func (d *Dispatcher) notifyChannel(ctx context.Context, term int64, g *group, ch notifiers.Channel, alerts []alerting.Alert, rs *roundState) (ok bool, err error) {
-	last, hasLast, err := d.deps.Log.LastNotification(ctx, g.key, ch.ID)
-	if err != nil {
-		return false, err
-	}
+	last, hasLast := rs.last[LogKey{GroupKey: g.key, ChannelID: ch.ID}]
 	var firing, resolved []alerting.Alert
 	for _, a := range alerts {
 		if a.Resolved() {

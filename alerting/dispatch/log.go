@@ -73,6 +73,12 @@ type LogEntry struct {
 	FinishedAt  time.Time
 }
 
+// LogKey names the notifications of one group to one channel.
+type LogKey struct {
+	GroupKey  string
+	ChannelID int64
+}
+
 // Attempt is one try at delivering a logged notification.
 type Attempt struct {
 	N         int
@@ -88,9 +94,10 @@ var ErrNotLeader = errors.New("dispatcher leadership lost")
 
 // Log is the notification log (store.Store).
 type Log interface {
-	// LastNotification is the newest entry for the group and channel that did
-	// not fail: what the channel was last told.
-	LastNotification(ctx context.Context, groupKey string, channelID int64) (LogEntry, bool, error)
+	// LastNotifications returns, for each group and channel asked about, the
+	// newest entry that did not fail: what the channel was last told. Pairs
+	// never notified are absent.
+	LastNotifications(ctx context.Context, keys []LogKey) (map[LogKey]LogEntry, error)
 	// BeginNotification logs e before it is sent, if term is still the current
 	// term (test notifications need none), and returns its ID.
 	BeginNotification(ctx context.Context, term int64, e LogEntry) (int64, error)

@@ -32,6 +32,7 @@ test-timescale:
 bench:
 	$(GO) run ./bench/ingest
 	$(GO) run ./bench/agent
+	$(GO) run ./bench/notify
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParsePutLine -fuzztime $(FUZZTIME) ./ingest/opentsdb

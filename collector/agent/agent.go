@@ -136,12 +136,22 @@ func (a *Agent) reportScript(r script.Run) {
 	emit(collector.Point{Metric: MetricInvalidLines, Time: r.At, Value: float64(r.InvalidLines), Tags: map[string]string{"collector": r.Name}})
 }
 
-func (a *Agent) toSpool(batch []collector.Point) error {
-	body, err := EncodeBatch(batch)
-	if err != nil {
-		return err
+// toSpool encodes the batches and appends them with one fsync.
+func (a *Agent) toSpool(batches [][]collector.Point) error {
+	var errs []error
+	bodies, counts := make([][]byte, 0, len(batches)), make([]int, 0, len(batches))
+	for _, batch := range batches {
+		body, err := EncodeBatch(batch)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		bodies, counts = append(bodies, body), append(counts, len(batch))
 	}
-	return a.spool.Append(body, len(batch))
+	if len(bodies) > 0 {
+		errs = append(errs, a.spool.AppendAll(bodies, counts))
+	}
+	return errors.Join(errs...)
 }
 
 // Run runs the agent until ctx ends, then stops the collectors, spools what
@@ -213,10 +223,12 @@ func DryRun(ctx context.Context, cfg Config, deps Deps, out io.Writer) error {
 		return err
 	}
 	var writeErr error
-	a.batcher = NewBatcher(a.host, cfg.Tags, cfg.Shipping.BatchSize, func(batch []collector.Point) error {
-		for _, p := range batch {
-			if _, err := fmt.Fprintln(out, FormatPut(p)); err != nil {
-				writeErr = err
+	a.batcher = NewBatcher(a.host, cfg.Tags, cfg.Shipping.BatchSize, func(batches [][]collector.Point) error {
+		for _, batch := range batches {
+			for _, p := range batch {
+				if _, err := fmt.Fprintln(out, FormatPut(p)); err != nil {
+					writeErr = err
+				}
 			}
 		}
 		return nil

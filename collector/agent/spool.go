@@ -219,9 +219,18 @@ func (s *Spool) startSegment(seq uint64) error {
 		return fmt.Errorf("spool: new segment: %w", err)
 	}
 	if s.w != nil {
+		// Records of a group commit may still be unsynced in the full segment.
+		if err := s.w.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("spool: fsync a full segment: %w", err)
+		}
 		if err := s.w.Close(); err != nil {
 			s.log.Warn("spool: closing a full segment", "err", err)
 		}
+	}
+	// The new file's directory entry must survive a crash too.
+	if err := syncDir(s.dir); err != nil {
+		s.log.Warn("spool: fsync the spool directory", "err", err)
 	}
 	s.w = f
 	s.segs = append(s.segs, segment{seq: seq})
@@ -234,9 +243,42 @@ func (s *Spool) startSegment(seq uint64) error {
 // Append writes one batch and fsyncs it; when it returns nil the batch survives
 // a crash.
 func (s *Spool) Append(payload []byte, points int) error {
-	size := int64(recordHeaderSize + len(payload))
+	return s.AppendAll([][]byte{payload}, []int{points})
+}
+
+// AppendAll writes batches in order with one fsync for all of them (a group
+// commit); when it returns nil they all survive a crash. A batch that cannot
+// be written is reported in the error; the others are still written.
+func (s *Spool) AppendAll(payloads [][]byte, points []int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var errs []error
+	written := 0
+	for i, payload := range payloads {
+		if err := s.appendLocked(payload, points[i]); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		written++
+	}
+	if written == 0 {
+		return errors.Join(errs...)
+	}
+	if err := s.w.Sync(); err != nil {
+		return errors.Join(append(errs, fmt.Errorf("spool: fsync: %w", err))...)
+	}
+	s.updatePending()
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+	return errors.Join(errs...)
+}
+
+// appendLocked writes one record without syncing it. The reader sees it at
+// once, but only after the caller has synced it and released the lock.
+func (s *Spool) appendLocked(payload []byte, points int) error {
+	size := int64(recordHeaderSize + len(payload))
 	if size > s.maxBytes {
 		s.dropped.Add(int64(points))
 		return fmt.Errorf("spool: a batch of %d bytes is larger than spool.max_bytes (%d): %d points dropped", size, s.maxBytes, points)
@@ -255,16 +297,8 @@ func (s *Spool) Append(payload []byte, points int) error {
 	if _, err := s.w.Write(encodeRecord(payload, points)); err != nil {
 		return fmt.Errorf("spool: append: %w", err)
 	}
-	if err := s.w.Sync(); err != nil {
-		return fmt.Errorf("spool: fsync: %w", err)
-	}
 	s.segs[len(s.segs)-1].size += size
 	s.total += size
-	s.updatePending()
-	select {
-	case s.ready <- struct{}{}:
-	default:
-	}
 	return nil
 }
 
@@ -431,6 +465,15 @@ func (s *Spool) saveCursor() {
 	if err != nil {
 		s.log.Warn("spool: saving the cursor; the last batch may be sent twice after a restart", "err", err)
 	}
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 func writeFileSync(path string, data []byte) error {

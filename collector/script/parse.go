@@ -5,7 +5,6 @@ package script
 
 import (
 	"fmt"
-	"maps"
 	"strconv"
 	"strings"
 
@@ -40,14 +39,14 @@ func ParseLine(line string, limits ingest.Limits) (collector.Point, error) {
 		return collector.Point{}, err
 	}
 	p := collector.Point{Metric: fields[0], Time: ts, Value: value, Tags: tags}
-	if err := limits.Validate(withHostPlaceholder(p)); err != nil {
+	if err := validateWithHost(p, limits); err != nil {
 		return collector.Point{}, err
 	}
 	return p, nil
 }
 
 func parseTags(fields []string) (map[string]string, error) {
-	tags := make(map[string]string, len(fields))
+	tags := make(map[string]string, len(fields)+1) // +1: the host tag the agent adds
 	for _, f := range fields {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok || k == "" || v == "" {
@@ -61,13 +60,13 @@ func parseTags(fields []string) (map[string]string, error) {
 	return tags, nil
 }
 
-// withHostPlaceholder lets a tagless line pass the "at least one tag" rule
-// (the agent adds host=) while counting toward the tag limit as it will.
-func withHostPlaceholder(p collector.Point) ingest.Point {
-	tags := p.Tags
-	if _, ok := tags["host"]; !ok {
-		tags = maps.Clone(p.Tags)
-		tags["host"] = "host"
+// validateWithHost lets a tagless line pass the "at least one tag" rule (the
+// agent adds host=) while counting toward the tag limit as it will. The tag
+// map is the line's own, so a placeholder is put in and taken out again.
+func validateWithHost(p collector.Point, limits ingest.Limits) error {
+	if _, ok := p.Tags["host"]; !ok {
+		p.Tags["host"] = "host"
+		defer delete(p.Tags, "host")
 	}
-	return ingest.Point{Metric: p.Metric, Tags: tags, Time: p.Time, Value: p.Value}
+	return limits.Validate(ingest.Point{Metric: p.Metric, Tags: p.Tags, Time: p.Time, Value: p.Value})
 }

@@ -1,6 +1,7 @@
 package script
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,8 @@ func TestParseLine(t *testing.T) {
 		{name: "bad tag", line: "m 1700000000 1 a", wantErr: `tag "a" is not key=value`},
 		{name: "duplicate tag", line: "m 1700000000 1 a=1 a=2", wantErr: "given twice"},
 		{name: "bad metric", line: "m! 1700000000 1", wantErr: "illegal character"},
+		{name: "the host tag the agent adds counts toward the limit", line: "m 1700000000 1" + manyTags(32, false), wantErr: "Too many tags: 33"},
+		{name: "a line's own host tag is not counted twice", line: "m 1700000000 1" + manyTags(32, true), wantTime: time.Unix(1700000000, 0), wantTags: 32},
 		{name: "too long", line: "m 1700000000 1 a=" + strings.Repeat("x", MaxLineBytes), wantErr: "longer than"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -43,6 +46,19 @@ func TestParseLine(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyTags is n tags " t0=v t1=v ...", the first one host=h when withHost.
+func manyTags(n int, withHost bool) string {
+	var sb strings.Builder
+	for i := range n {
+		if i == 0 && withHost {
+			sb.WriteString(" host=h")
+			continue
+		}
+		fmt.Fprintf(&sb, " t%d=v", i)
+	}
+	return sb.String()
 }
 
 func TestLineWriter(t *testing.T) {

@@ -3,8 +3,9 @@
 -- the rollup role, and dropped by span retention (--retention-spans). The same
 -- plain partitioned table is used on TimescaleDB, so both give the same answers.
 -- Ids are raw bytes (16 for traces, 8 for spans); parent_span_id is NULL for a
--- root span. batch numbers the COPY that stored a row, so live subscriptions on any
--- replica can read exactly the spans one announced commit added.
+-- root span. batch numbers the COPY that stored a row (numbered by the writer), so
+-- live subscriptions on any replica can read exactly the spans one announced
+-- commit added.
 CREATE TABLE spans (
     trace_id       bytea NOT NULL,
     span_id        bytea NOT NULL,
@@ -24,8 +25,6 @@ CREATE TABLE spans (
 ) PARTITION BY RANGE (start_time);
 CREATE INDEX spans_trace_id ON spans (trace_id);
 CREATE INDEX spans_service_start ON spans (service, start_time);
-
-CREATE SEQUENCE span_batches;
 
 -- The (service, operation) pairs seen, so listing them does not scan the spans;
 -- the span writer upserts them with the spans, retention forgets stale ones.

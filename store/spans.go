@@ -2,11 +2,14 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -116,7 +119,8 @@ func jsonOr(b json.RawMessage, empty string) string {
 // announced with a SpanBatch, so live span subscriptions on any replica see it.
 const SpansChannel = "amas_spans"
 
-// SpanBatch is the payload of a SpansChannel notification: which COPY, the range
+// SpanBatch is the payload of a SpansChannel notification: which COPY (the batch
+// column of its rows), the range
 // of its spans' start times (to find their partitions) and its services (nil
 // when too many to list).
 type SpanBatch struct {
@@ -131,10 +135,19 @@ type SpanBatch struct {
 type SpanWriter struct {
 	st         *Store
 	partitions partitionCache
+	batches    atomic.Int64 // the last batch number used
 }
 
-// NewSpanWriter returns a writer into st.
-func NewSpanWriter(st *Store) *SpanWriter { return &SpanWriter{st: st} }
+// NewSpanWriter returns a writer into st. Batch numbers start at a random
+// point, so that the writers of different replicas do not share them (a
+// shared number would only make a live subscriber read another commit too).
+func NewSpanWriter(st *Store) *SpanWriter {
+	w := &SpanWriter{st: st}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	w.batches.Store(int64(binary.BigEndian.Uint64(b[:]) >> 2))
+	return w
+}
 
 // SpanPartitionName is the daily spans partition that holds day.
 func SpanPartitionName(day time.Time) string { return "spans_p" + day.Format("20060102") }
@@ -222,21 +235,20 @@ func (w *SpanWriter) WriteSpans(ctx context.Context, spans []Span) error {
 		}
 		slices.Sort(note.Services)
 	}
+	note.Batch = w.batches.Add(1)
+	payload, _ := json.Marshal(note)
 	err := pgx.BeginFunc(ctx, w.st.pool, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT nextval('span_batches')`).Scan(&note.Batch); err != nil {
-			return fmt.Errorf("number span batch: %w", err)
-		}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"spans"}, SpanColumns, pgx.CopyFromSlice(len(spans), func(i int) ([]any, error) {
 			return SpanRow(&spans[i], note.Batch), nil
 		})); err != nil {
 			return fmt.Errorf("copy spans: %w", err)
 		}
-		if _, err := tx.Exec(ctx, upsertOperations, opServices, opNames, opSeen); err != nil {
-			return fmt.Errorf("record operations: %w", err)
-		}
-		payload, _ := json.Marshal(note)
-		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, SpansChannel, string(payload)); err != nil {
-			return fmt.Errorf("announce spans: %w", err)
+		// One round trip for both.
+		b := &pgx.Batch{}
+		b.Queue(upsertOperations, opServices, opNames, opSeen)
+		b.Queue(`SELECT pg_notify($1, $2)`, SpansChannel, string(payload))
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("record operations and announce spans: %w", err)
 		}
 		return nil
 	})

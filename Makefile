@@ -31,12 +31,14 @@ test-timescale:
 
 bench:
 	$(GO) run ./bench/ingest
+	$(GO) run ./bench/otlp
 	$(GO) run ./bench/agent
 	$(GO) run ./bench/notify
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParsePutLine -fuzztime $(FUZZTIME) ./ingest/opentsdb
 	$(GO) test -run '^$$' -fuzz FuzzDecodeJSON -fuzztime $(FUZZTIME) ./ingest/opentsdb
+	$(GO) test -run '^$$' -fuzz FuzzOTLPJSON -fuzztime $(FUZZTIME) ./ingest/otlp
 
 generate:
 	$(GO) generate ./...

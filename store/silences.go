@@ -90,11 +90,11 @@ WHERE id = $1 RETURNING `+silenceColumns, sl.ID, matchers, sl.StartsAt, sl.EndsA
 	return out, nil
 }
 
-// ExpireSilence ends a silence at now (a pending one gets a one-instant window
-// ending at its start, so it never mutes).
+// ExpireSilence ends a silence at now; a pending one gets a window of one
+// microsecond ending at now, so it never mutes. An expired one keeps its end.
 func (s *Store) ExpireSilence(ctx context.Context, id int64, now time.Time) (silence.Silence, error) {
 	out, err := scanSilence(s.pool.QueryRow(ctx, `
-UPDATE silences SET starts_at = LEAST(starts_at, $2), ends_at = GREATEST(LEAST(ends_at, $2), LEAST(starts_at, $2) + interval '1 microsecond'),
+UPDATE silences SET starts_at = LEAST(starts_at, $2::timestamptz - interval '1 microsecond'), ends_at = LEAST(ends_at, $2::timestamptz),
     updated_at = clock_timestamp()
 WHERE id = $1 RETURNING `+silenceColumns, id, now))
 	if isNoRows(err) {

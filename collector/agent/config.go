@@ -232,8 +232,10 @@ func (cc CollectorConfig) validate(name string) []error {
 	if cc.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("collectors.%s.timeout: must not be negative", name))
 	}
-	if cc.Interval > 0 && cc.Timeout > cc.Interval {
-		errs = append(errs, fmt.Errorf("collectors.%s.timeout: %s is longer than the interval %s", name, cc.Timeout, cc.Interval))
+	// Against the resolved interval: a timeout of 20s with the default 15s
+	// interval would let runs pile up just the same.
+	if r := cc.resolved(name); cc.Timeout > 0 && r.Timeout > r.Interval {
+		errs = append(errs, fmt.Errorf("collectors.%s.timeout: %s is longer than the interval %s", name, r.Timeout, r.Interval))
 	}
 	return errs
 }

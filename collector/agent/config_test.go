@@ -76,6 +76,9 @@ func TestValidateNamesTheSetting(t *testing.T) {
 		{"collector timeout past its interval", func(c *Config) {
 			c.Collectors = map[string]CollectorConfig{"os": {Interval: time.Second, Timeout: time.Minute}}
 		}, "collectors.os.timeout"},
+		{"collector timeout past the default interval", func(c *Config) {
+			c.Collectors = map[string]CollectorConfig{"mysql": {Timeout: 20 * time.Second}}
+		}, "collectors.mysql.timeout: 20s is longer than the interval 15s"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()

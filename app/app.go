@@ -46,6 +46,7 @@ type App struct {
 	pipeline *ingest.Pipeline
 	hub      *live.Hub // api role: live subscriptions
 	otlp     otlpParts // traces and OTLP (otlp.go)
+	alerting alertingParts
 
 	httpLn net.Listener
 	http   *http.Server
@@ -107,6 +108,7 @@ func (a *App) init(ctx context.Context) error {
 		}, a.log.With("component", "ingest"), a.reg)
 	}
 	a.initOTLP()
+	a.initAlerting()
 	return nil
 }
 
@@ -158,6 +160,7 @@ func (a *App) Start(ctx context.Context) error {
 		}, a.log.With("component", "rollup"), a.reg)
 		a.goRun("rollup", func() error { return w.Run(ctx) })
 	}
+	a.startAlerting(ctx)
 	if a.cfg.HasRole("alert") {
 		d := a.newDispatcher()
 		a.goRun("dispatch", func() error { return d.Run(ctx) })
@@ -257,6 +260,8 @@ func (a *App) graphQL() http.Handler {
 			Traces: st, LiveSpans: a.otlp.hub,
 			Notify:   a.notifyResolvers(),
 			Overview: st,
+
+			AlertRules: a.ruleResolvers(), // alerting.go
 		},
 	})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/amas-eye/amas/graph/model"
+	"github.com/amas-eye/amas/store"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 )
@@ -64,6 +65,23 @@ type ComplexityRoot struct {
 		Up        func(childComplexity int) int
 	}
 
+	Alert struct {
+		ActiveAt     func(childComplexity int) int
+		Annotations  func(childComplexity int) int
+		EndsAt       func(childComplexity int) int
+		Fingerprint  func(childComplexity int) int
+		GeneratorURL func(childComplexity int) int
+		Labels       func(childComplexity int) int
+		RuleID       func(childComplexity int) int
+		RuleName     func(childComplexity int) int
+		Severity     func(childComplexity int) int
+		StartsAt     func(childComplexity int) int
+		State        func(childComplexity int) int
+		Threshold    func(childComplexity int) int
+		UpdatedAt    func(childComplexity int) int
+		Value        func(childComplexity int) int
+	}
+
 	AlertMute struct {
 		Acknowledged  func(childComplexity int) int
 		Fingerprint   func(childComplexity int) int
@@ -71,6 +89,51 @@ type ComplexityRoot struct {
 		InhibitedBy   func(childComplexity int) int
 		Muted         func(childComplexity int) int
 		SilencedBy    func(childComplexity int) int
+	}
+
+	AlertRule struct {
+		Annotations func(childComplexity int) int
+		Change      func(childComplexity int) int
+		Compare     func(childComplexity int) int
+		CreatedAt   func(childComplexity int) int
+		Enabled     func(childComplexity int) int
+		Expr        func(childComplexity int) int
+		For         func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Interval    func(childComplexity int) int
+		Kind        func(childComplexity int) int
+		Labels      func(childComplexity int) int
+		Name        func(childComplexity int) int
+		NoData      func(childComplexity int) int
+		Owner       func(childComplexity int) int
+		Query       func(childComplexity int) int
+		Reducer     func(childComplexity int) int
+		Staleness   func(childComplexity int) int
+		Thresholds  func(childComplexity int) int
+		UpdatedAt   func(childComplexity int) int
+		Version     func(childComplexity int) int
+		Window      func(childComplexity int) int
+	}
+
+	AlertStateChange struct {
+		At          func(childComplexity int) int
+		Fingerprint func(childComplexity int) int
+		From        func(childComplexity int) int
+		ID          func(childComplexity int) int
+		Labels      func(childComplexity int) int
+		RuleID      func(childComplexity int) int
+		RuleName    func(childComplexity int) int
+		Severity    func(childComplexity int) int
+		Threshold   func(childComplexity int) int
+		To          func(childComplexity int) int
+		Value       func(childComplexity int) int
+	}
+
+	AlertTrendHour struct {
+		Critical func(childComplexity int) int
+		Hour     func(childComplexity int) int
+		Raised   func(childComplexity int) int
+		Resolved func(childComplexity int) int
 	}
 
 	Attribute struct {
@@ -103,6 +166,19 @@ type ComplexityRoot struct {
 		Secret      func(childComplexity int) int
 	}
 
+	HostCounts struct {
+		Alerting func(childComplexity int) int
+		Ok       func(childComplexity int) int
+		Silent   func(childComplexity int) int
+		Total    func(childComplexity int) int
+	}
+
+	HostValue struct {
+		Host  func(childComplexity int) int
+		Unit  func(childComplexity int) int
+		Value func(childComplexity int) int
+	}
+
 	InhibitRule struct {
 		Comment        func(childComplexity int) int
 		CreatedBy      func(childComplexity int) int
@@ -127,21 +203,25 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		Acknowledge       func(childComplexity int, fingerprint string, comment *string) int
-		CreateChannel     func(childComplexity int, input model.ChannelInput) int
-		CreateInhibitRule func(childComplexity int, input model.InhibitRuleInput) int
-		CreateSilence     func(childComplexity int, input model.SilenceInput) int
-		DeleteChannel     func(childComplexity int, id string) int
-		DeleteInhibitRule func(childComplexity int, id string) int
-		ExpireSilence     func(childComplexity int, id string) int
-		Login             func(childComplexity int, username string, password string) int
-		Logout            func(childComplexity int) int
-		SetNotifyRouting  func(childComplexity int, root model.NotifyRouteInput) int
-		TestChannel       func(childComplexity int, id string) int
-		UpdateChannel     func(childComplexity int, id string, input model.ChannelInput) int
-		UpdateInhibitRule func(childComplexity int, id string, input model.InhibitRuleInput) int
-		UpdateMetricMeta  func(childComplexity int, metric string, description *string, unit *string) int
-		UpdateSilence     func(childComplexity int, id string, input model.SilenceInput) int
+		Acknowledge         func(childComplexity int, fingerprint string, comment *string) int
+		CreateAlertRule     func(childComplexity int, input model.AlertRuleInput) int
+		CreateChannel       func(childComplexity int, input model.ChannelInput) int
+		CreateInhibitRule   func(childComplexity int, input model.InhibitRuleInput) int
+		CreateSilence       func(childComplexity int, input model.SilenceInput) int
+		DeleteAlertRule     func(childComplexity int, id string) int
+		DeleteChannel       func(childComplexity int, id string) int
+		DeleteInhibitRule   func(childComplexity int, id string) int
+		ExpireSilence       func(childComplexity int, id string) int
+		Login               func(childComplexity int, username string, password string) int
+		Logout              func(childComplexity int) int
+		SetAlertRuleEnabled func(childComplexity int, id string, enabled bool) int
+		SetNotifyRouting    func(childComplexity int, root model.NotifyRouteInput) int
+		TestChannel         func(childComplexity int, id string) int
+		UpdateAlertRule     func(childComplexity int, id string, input model.AlertRuleInput) int
+		UpdateChannel       func(childComplexity int, id string, input model.ChannelInput) int
+		UpdateInhibitRule   func(childComplexity int, id string, input model.InhibitRuleInput) int
+		UpdateMetricMeta    func(childComplexity int, metric string, description *string, unit *string) int
+		UpdateSilence       func(childComplexity int, id string, input model.SilenceInput) int
 	}
 
 	Notification struct {
@@ -220,6 +300,21 @@ type ComplexityRoot struct {
 		Step      func(childComplexity int) int
 	}
 
+	Overview struct {
+		AlertPoints func(childComplexity int) int
+		HealthScore func(childComplexity int) int
+		HostCounts  func(childComplexity int) int
+		HostPoints  func(childComplexity int) int
+		Hosts       func(childComplexity int) int
+		OpenAlerts  func(childComplexity int) int
+	}
+
+	OverviewHost struct {
+		Host     func(childComplexity int) int
+		LastSeen func(childComplexity int) int
+		Status   func(childComplexity int) int
+	}
+
 	Point struct {
 		T func(childComplexity int) int
 		V func(childComplexity int) int
@@ -227,7 +322,12 @@ type ComplexityRoot struct {
 
 	Query struct {
 		Agents          func(childComplexity int) int
+		AlertHistory    func(childComplexity int, filter *model.AlertHistoryFilter) int
 		AlertMutes      func(childComplexity int, fingerprints []string) int
+		AlertRule       func(childComplexity int, id string) int
+		AlertRules      func(childComplexity int) int
+		AlertTrend      func(childComplexity int, from *time.Time, to *time.Time) int
+		Alerts          func(childComplexity int, filter *model.AlertFilter) int
 		Channel         func(childComplexity int, id string) int
 		ChannelTypes    func(childComplexity int) int
 		Channels        func(childComplexity int) int
@@ -240,7 +340,10 @@ type ComplexityRoot struct {
 		NotifyRouting   func(childComplexity int) int
 		OperationStats  func(childComplexity int, service string, from time.Time, to time.Time, step *time.Duration) int
 		Operations      func(childComplexity int, service string) int
+		Overview        func(childComplexity int) int
 		PreviewTemplate func(childComplexity int, typeArg string, template *string, sample []model.SampleAlertInput) int
+		RuleBacktest    func(childComplexity int, rule model.AlertRuleInput, from time.Time, to time.Time) int
+		RuleTest        func(childComplexity int, rule model.AlertRuleInput, at *time.Time) int
 		Series          func(childComplexity int, query model.SeriesQuery) int
 		ServiceMap      func(childComplexity int, from time.Time, to time.Time) int
 		Services        func(childComplexity int) int
@@ -249,6 +352,7 @@ type ComplexityRoot struct {
 		Stats           func(childComplexity int) int
 		TagKeys         func(childComplexity int, metric string) int
 		TagValues       func(childComplexity int, metric string, key string, match *string) int
+		TopHosts        func(childComplexity int, resource store.HostResource, limit *int) int
 		Trace           func(childComplexity int, id string) int
 		Traces          func(childComplexity int, filter model.TraceFilter) int
 	}
@@ -262,6 +366,76 @@ type ComplexityRoot struct {
 		P99         func(childComplexity int) int
 		RequestRate func(childComplexity int) int
 		T           func(childComplexity int) int
+	}
+
+	RuleBacktest struct {
+		Changes     func(childComplexity int) int
+		Evaluations func(childComplexity int) int
+		Firing      func(childComplexity int) int
+		From        func(childComplexity int) int
+		Step        func(childComplexity int) int
+		To          func(childComplexity int) int
+	}
+
+	RuleBacktestChange struct {
+		At       func(childComplexity int) int
+		From     func(childComplexity int) int
+		Labels   func(childComplexity int) int
+		Severity func(childComplexity int) int
+		To       func(childComplexity int) int
+		Value    func(childComplexity int) int
+	}
+
+	RuleBacktestPeriod struct {
+		From     func(childComplexity int) int
+		Labels   func(childComplexity int) int
+		Severity func(childComplexity int) int
+		To       func(childComplexity int) int
+	}
+
+	RuleChange struct {
+		Mode   func(childComplexity int) int
+		Offset func(childComplexity int) int
+		Zero   func(childComplexity int) int
+	}
+
+	RuleMatcher struct {
+		Key   func(childComplexity int) int
+		Op    func(childComplexity int) int
+		Value func(childComplexity int) int
+	}
+
+	RuleQuery struct {
+		GroupBy  func(childComplexity int) int
+		Matchers func(childComplexity int) int
+		Metric   func(childComplexity int) int
+	}
+
+	RuleTestGroup struct {
+		Severity   func(childComplexity int) int
+		Tags       func(childComplexity int) int
+		Thresholds func(childComplexity int) int
+		Value      func(childComplexity int) int
+		ValueText  func(childComplexity int) int
+	}
+
+	RuleTestResult struct {
+		At     func(childComplexity int) int
+		Groups func(childComplexity int) int
+		NoData func(childComplexity int) int
+	}
+
+	RuleTestThreshold struct {
+		High     func(childComplexity int) int
+		Passes   func(childComplexity int) int
+		Severity func(childComplexity int) int
+		Value    func(childComplexity int) int
+	}
+
+	RuleThreshold struct {
+		High     func(childComplexity int) int
+		Severity func(childComplexity int) int
+		Value    func(childComplexity int) int
 	}
 
 	Series struct {
@@ -291,6 +465,11 @@ type ComplexityRoot struct {
 		P95         func(childComplexity int) int
 		RequestRate func(childComplexity int) int
 		Service     func(childComplexity int) int
+	}
+
+	SeverityCount struct {
+		Count    func(childComplexity int) int
+		Severity func(childComplexity int) int
 	}
 
 	Silence struct {
@@ -342,8 +521,9 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
-		LiveSeries func(childComplexity int, query model.SeriesQuery) int
-		LiveSpans  func(childComplexity int, filter *model.LiveSpanFilter) int
+		AlertEvents func(childComplexity int, filter *model.AlertEventFilter) int
+		LiveSeries  func(childComplexity int, query model.SeriesQuery) int
+		LiveSpans   func(childComplexity int, filter *model.LiveSpanFilter) int
 	}
 
 	Tag struct {
@@ -517,6 +697,91 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AgentCollector.Up(childComplexity), true
 
+	case "Alert.activeAt":
+		if e.ComplexityRoot.Alert.ActiveAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.ActiveAt(childComplexity), true
+	case "Alert.annotations":
+		if e.ComplexityRoot.Alert.Annotations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.Annotations(childComplexity), true
+	case "Alert.endsAt":
+		if e.ComplexityRoot.Alert.EndsAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.EndsAt(childComplexity), true
+	case "Alert.fingerprint":
+		if e.ComplexityRoot.Alert.Fingerprint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.Fingerprint(childComplexity), true
+	case "Alert.generatorUrl":
+		if e.ComplexityRoot.Alert.GeneratorURL == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.GeneratorURL(childComplexity), true
+	case "Alert.labels":
+		if e.ComplexityRoot.Alert.Labels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.Labels(childComplexity), true
+	case "Alert.ruleId":
+		if e.ComplexityRoot.Alert.RuleID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.RuleID(childComplexity), true
+	case "Alert.ruleName":
+		if e.ComplexityRoot.Alert.RuleName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.RuleName(childComplexity), true
+	case "Alert.severity":
+		if e.ComplexityRoot.Alert.Severity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.Severity(childComplexity), true
+	case "Alert.startsAt":
+		if e.ComplexityRoot.Alert.StartsAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.StartsAt(childComplexity), true
+	case "Alert.state":
+		if e.ComplexityRoot.Alert.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.State(childComplexity), true
+	case "Alert.threshold":
+		if e.ComplexityRoot.Alert.Threshold == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.Threshold(childComplexity), true
+	case "Alert.updatedAt":
+		if e.ComplexityRoot.Alert.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.UpdatedAt(childComplexity), true
+	case "Alert.value":
+		if e.ComplexityRoot.Alert.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.Value(childComplexity), true
+
 	case "AlertMute.acknowledged":
 		if e.ComplexityRoot.AlertMute.Acknowledged == nil {
 			break
@@ -553,6 +818,225 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AlertMute.SilencedBy(childComplexity), true
+
+	case "AlertRule.annotations":
+		if e.ComplexityRoot.AlertRule.Annotations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Annotations(childComplexity), true
+	case "AlertRule.change":
+		if e.ComplexityRoot.AlertRule.Change == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Change(childComplexity), true
+	case "AlertRule.compare":
+		if e.ComplexityRoot.AlertRule.Compare == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Compare(childComplexity), true
+	case "AlertRule.createdAt":
+		if e.ComplexityRoot.AlertRule.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.CreatedAt(childComplexity), true
+	case "AlertRule.enabled":
+		if e.ComplexityRoot.AlertRule.Enabled == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Enabled(childComplexity), true
+	case "AlertRule.expr":
+		if e.ComplexityRoot.AlertRule.Expr == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Expr(childComplexity), true
+	case "AlertRule.for":
+		if e.ComplexityRoot.AlertRule.For == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.For(childComplexity), true
+	case "AlertRule.id":
+		if e.ComplexityRoot.AlertRule.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.ID(childComplexity), true
+	case "AlertRule.interval":
+		if e.ComplexityRoot.AlertRule.Interval == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Interval(childComplexity), true
+	case "AlertRule.kind":
+		if e.ComplexityRoot.AlertRule.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Kind(childComplexity), true
+	case "AlertRule.labels":
+		if e.ComplexityRoot.AlertRule.Labels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Labels(childComplexity), true
+	case "AlertRule.name":
+		if e.ComplexityRoot.AlertRule.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Name(childComplexity), true
+	case "AlertRule.noData":
+		if e.ComplexityRoot.AlertRule.NoData == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.NoData(childComplexity), true
+	case "AlertRule.owner":
+		if e.ComplexityRoot.AlertRule.Owner == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Owner(childComplexity), true
+	case "AlertRule.query":
+		if e.ComplexityRoot.AlertRule.Query == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Query(childComplexity), true
+	case "AlertRule.reducer":
+		if e.ComplexityRoot.AlertRule.Reducer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Reducer(childComplexity), true
+	case "AlertRule.staleness":
+		if e.ComplexityRoot.AlertRule.Staleness == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Staleness(childComplexity), true
+	case "AlertRule.thresholds":
+		if e.ComplexityRoot.AlertRule.Thresholds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Thresholds(childComplexity), true
+	case "AlertRule.updatedAt":
+		if e.ComplexityRoot.AlertRule.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.UpdatedAt(childComplexity), true
+	case "AlertRule.version":
+		if e.ComplexityRoot.AlertRule.Version == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Version(childComplexity), true
+	case "AlertRule.window":
+		if e.ComplexityRoot.AlertRule.Window == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Window(childComplexity), true
+
+	case "AlertStateChange.at":
+		if e.ComplexityRoot.AlertStateChange.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertStateChange.At(childComplexity), true
+	case "AlertStateChange.fingerprint":
+		if e.ComplexityRoot.AlertStateChange.Fingerprint == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertStateChange.Fingerprint(childComplexity), true
+	case "AlertStateChange.from":
+		if e.ComplexityRoot.AlertStateChange.From == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertStateChange.From(childComplexity), true
+	case "AlertStateChange.id":
+		if e.ComplexityRoot.AlertStateChange.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertStateChange.ID(childComplexity), true
+	case "AlertStateChange.labels":
+		if e.ComplexityRoot.AlertStateChange.Labels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertStateChange.Labels(childComplexity), true
+	case "AlertStateChange.ruleId":
+		if e.ComplexityRoot.AlertStateChange.RuleID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertStateChange.RuleID(childComplexity), true
+	case "AlertStateChange.ruleName":
+		if e.ComplexityRoot.AlertStateChange.RuleName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertStateChange.RuleName(childComplexity), true
+	case "AlertStateChange.severity":
+		if e.ComplexityRoot.AlertStateChange.Severity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertStateChange.Severity(childComplexity), true
+	case "AlertStateChange.threshold":
+		if e.ComplexityRoot.AlertStateChange.Threshold == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertStateChange.Threshold(childComplexity), true
+	case "AlertStateChange.to":
+		if e.ComplexityRoot.AlertStateChange.To == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertStateChange.To(childComplexity), true
+	case "AlertStateChange.value":
+		if e.ComplexityRoot.AlertStateChange.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertStateChange.Value(childComplexity), true
+
+	case "AlertTrendHour.critical":
+		if e.ComplexityRoot.AlertTrendHour.Critical == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertTrendHour.Critical(childComplexity), true
+	case "AlertTrendHour.hour":
+		if e.ComplexityRoot.AlertTrendHour.Hour == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertTrendHour.Hour(childComplexity), true
+	case "AlertTrendHour.raised":
+		if e.ComplexityRoot.AlertTrendHour.Raised == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertTrendHour.Raised(childComplexity), true
+	case "AlertTrendHour.resolved":
+		if e.ComplexityRoot.AlertTrendHour.Resolved == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertTrendHour.Resolved(childComplexity), true
 
 	case "Attribute.key":
 		if e.ComplexityRoot.Attribute.Key == nil {
@@ -648,6 +1132,50 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ChannelTypeSetting.Secret(childComplexity), true
+
+	case "HostCounts.alerting":
+		if e.ComplexityRoot.HostCounts.Alerting == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HostCounts.Alerting(childComplexity), true
+	case "HostCounts.ok":
+		if e.ComplexityRoot.HostCounts.Ok == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HostCounts.Ok(childComplexity), true
+	case "HostCounts.silent":
+		if e.ComplexityRoot.HostCounts.Silent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HostCounts.Silent(childComplexity), true
+	case "HostCounts.total":
+		if e.ComplexityRoot.HostCounts.Total == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HostCounts.Total(childComplexity), true
+
+	case "HostValue.host":
+		if e.ComplexityRoot.HostValue.Host == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HostValue.Host(childComplexity), true
+	case "HostValue.unit":
+		if e.ComplexityRoot.HostValue.Unit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HostValue.Unit(childComplexity), true
+	case "HostValue.value":
+		if e.ComplexityRoot.HostValue.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.HostValue.Value(childComplexity), true
 
 	case "InhibitRule.comment":
 		if e.ComplexityRoot.InhibitRule.Comment == nil {
@@ -747,6 +1275,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Acknowledge(childComplexity, args["fingerprint"].(string), args["comment"].(*string)), true
+	case "Mutation.createAlertRule":
+		if e.ComplexityRoot.Mutation.CreateAlertRule == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_createAlertRule_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CreateAlertRule(childComplexity, args["input"].(model.AlertRuleInput)), true
 	case "Mutation.createChannel":
 		if e.ComplexityRoot.Mutation.CreateChannel == nil {
 			break
@@ -780,6 +1319,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CreateSilence(childComplexity, args["input"].(model.SilenceInput)), true
+	case "Mutation.deleteAlertRule":
+		if e.ComplexityRoot.Mutation.DeleteAlertRule == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_deleteAlertRule_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.DeleteAlertRule(childComplexity, args["id"].(string)), true
 	case "Mutation.deleteChannel":
 		if e.ComplexityRoot.Mutation.DeleteChannel == nil {
 			break
@@ -830,6 +1380,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.Logout(childComplexity), true
+	case "Mutation.setAlertRuleEnabled":
+		if e.ComplexityRoot.Mutation.SetAlertRuleEnabled == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_setAlertRuleEnabled_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.SetAlertRuleEnabled(childComplexity, args["id"].(string), args["enabled"].(bool)), true
 	case "Mutation.setNotifyRouting":
 		if e.ComplexityRoot.Mutation.SetNotifyRouting == nil {
 			break
@@ -852,6 +1413,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.TestChannel(childComplexity, args["id"].(string)), true
+	case "Mutation.updateAlertRule":
+		if e.ComplexityRoot.Mutation.UpdateAlertRule == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_updateAlertRule_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.UpdateAlertRule(childComplexity, args["id"].(string), args["input"].(model.AlertRuleInput)), true
 	case "Mutation.updateChannel":
 		if e.ComplexityRoot.Mutation.UpdateChannel == nil {
 			break
@@ -1217,6 +1789,62 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.OperationStats.Step(childComplexity), true
 
+	case "Overview.alertPoints":
+		if e.ComplexityRoot.Overview.AlertPoints == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Overview.AlertPoints(childComplexity), true
+	case "Overview.healthScore":
+		if e.ComplexityRoot.Overview.HealthScore == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Overview.HealthScore(childComplexity), true
+	case "Overview.hostCounts":
+		if e.ComplexityRoot.Overview.HostCounts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Overview.HostCounts(childComplexity), true
+	case "Overview.hostPoints":
+		if e.ComplexityRoot.Overview.HostPoints == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Overview.HostPoints(childComplexity), true
+	case "Overview.hosts":
+		if e.ComplexityRoot.Overview.Hosts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Overview.Hosts(childComplexity), true
+	case "Overview.openAlerts":
+		if e.ComplexityRoot.Overview.OpenAlerts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Overview.OpenAlerts(childComplexity), true
+
+	case "OverviewHost.host":
+		if e.ComplexityRoot.OverviewHost.Host == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OverviewHost.Host(childComplexity), true
+	case "OverviewHost.lastSeen":
+		if e.ComplexityRoot.OverviewHost.LastSeen == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OverviewHost.LastSeen(childComplexity), true
+	case "OverviewHost.status":
+		if e.ComplexityRoot.OverviewHost.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OverviewHost.Status(childComplexity), true
+
 	case "Point.t":
 		if e.ComplexityRoot.Point.T == nil {
 			break
@@ -1236,6 +1864,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Agents(childComplexity), true
+	case "Query.alertHistory":
+		if e.ComplexityRoot.Query.AlertHistory == nil {
+			break
+		}
+
+		args, err := ec.field_Query_alertHistory_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.AlertHistory(childComplexity, args["filter"].(*model.AlertHistoryFilter)), true
 	case "Query.alertMutes":
 		if e.ComplexityRoot.Query.AlertMutes == nil {
 			break
@@ -1247,6 +1886,45 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.AlertMutes(childComplexity, args["fingerprints"].([]string)), true
+	case "Query.alertRule":
+		if e.ComplexityRoot.Query.AlertRule == nil {
+			break
+		}
+
+		args, err := ec.field_Query_alertRule_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.AlertRule(childComplexity, args["id"].(string)), true
+	case "Query.alertRules":
+		if e.ComplexityRoot.Query.AlertRules == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.AlertRules(childComplexity), true
+	case "Query.alertTrend":
+		if e.ComplexityRoot.Query.AlertTrend == nil {
+			break
+		}
+
+		args, err := ec.field_Query_alertTrend_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.AlertTrend(childComplexity, args["from"].(*time.Time), args["to"].(*time.Time)), true
+	case "Query.alerts":
+		if e.ComplexityRoot.Query.Alerts == nil {
+			break
+		}
+
+		args, err := ec.field_Query_alerts_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Alerts(childComplexity, args["filter"].(*model.AlertFilter)), true
 	case "Query.channel":
 		if e.ComplexityRoot.Query.Channel == nil {
 			break
@@ -1355,6 +2033,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Operations(childComplexity, args["service"].(string)), true
+	case "Query.overview":
+		if e.ComplexityRoot.Query.Overview == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.Overview(childComplexity), true
 	case "Query.previewTemplate":
 		if e.ComplexityRoot.Query.PreviewTemplate == nil {
 			break
@@ -1366,6 +2050,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.PreviewTemplate(childComplexity, args["type"].(string), args["template"].(*string), args["sample"].([]model.SampleAlertInput)), true
+	case "Query.ruleBacktest":
+		if e.ComplexityRoot.Query.RuleBacktest == nil {
+			break
+		}
+
+		args, err := ec.field_Query_ruleBacktest_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.RuleBacktest(childComplexity, args["rule"].(model.AlertRuleInput), args["from"].(time.Time), args["to"].(time.Time)), true
+	case "Query.ruleTest":
+		if e.ComplexityRoot.Query.RuleTest == nil {
+			break
+		}
+
+		args, err := ec.field_Query_ruleTest_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.RuleTest(childComplexity, args["rule"].(model.AlertRuleInput), args["at"].(*time.Time)), true
 	case "Query.series":
 		if e.ComplexityRoot.Query.Series == nil {
 			break
@@ -1444,6 +2150,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.TagValues(childComplexity, args["metric"].(string), args["key"].(string), args["match"].(*string)), true
+	case "Query.topHosts":
+		if e.ComplexityRoot.Query.TopHosts == nil {
+			break
+		}
+
+		args, err := ec.field_Query_topHosts_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.TopHosts(childComplexity, args["resource"].(store.HostResource), args["limit"].(*int)), true
 	case "Query.trace":
 		if e.ComplexityRoot.Query.Trace == nil {
 			break
@@ -1515,6 +2232,256 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.REDPoint.T(childComplexity), true
+
+	case "RuleBacktest.changes":
+		if e.ComplexityRoot.RuleBacktest.Changes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleBacktest.Changes(childComplexity), true
+	case "RuleBacktest.evaluations":
+		if e.ComplexityRoot.RuleBacktest.Evaluations == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleBacktest.Evaluations(childComplexity), true
+	case "RuleBacktest.firing":
+		if e.ComplexityRoot.RuleBacktest.Firing == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleBacktest.Firing(childComplexity), true
+	case "RuleBacktest.from":
+		if e.ComplexityRoot.RuleBacktest.From == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleBacktest.From(childComplexity), true
+	case "RuleBacktest.step":
+		if e.ComplexityRoot.RuleBacktest.Step == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleBacktest.Step(childComplexity), true
+	case "RuleBacktest.to":
+		if e.ComplexityRoot.RuleBacktest.To == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleBacktest.To(childComplexity), true
+
+	case "RuleBacktestChange.at":
+		if e.ComplexityRoot.RuleBacktestChange.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleBacktestChange.At(childComplexity), true
+	case "RuleBacktestChange.from":
+		if e.ComplexityRoot.RuleBacktestChange.From == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleBacktestChange.From(childComplexity), true
+	case "RuleBacktestChange.labels":
+		if e.ComplexityRoot.RuleBacktestChange.Labels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleBacktestChange.Labels(childComplexity), true
+	case "RuleBacktestChange.severity":
+		if e.ComplexityRoot.RuleBacktestChange.Severity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleBacktestChange.Severity(childComplexity), true
+	case "RuleBacktestChange.to":
+		if e.ComplexityRoot.RuleBacktestChange.To == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleBacktestChange.To(childComplexity), true
+	case "RuleBacktestChange.value":
+		if e.ComplexityRoot.RuleBacktestChange.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleBacktestChange.Value(childComplexity), true
+
+	case "RuleBacktestPeriod.from":
+		if e.ComplexityRoot.RuleBacktestPeriod.From == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleBacktestPeriod.From(childComplexity), true
+	case "RuleBacktestPeriod.labels":
+		if e.ComplexityRoot.RuleBacktestPeriod.Labels == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleBacktestPeriod.Labels(childComplexity), true
+	case "RuleBacktestPeriod.severity":
+		if e.ComplexityRoot.RuleBacktestPeriod.Severity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleBacktestPeriod.Severity(childComplexity), true
+	case "RuleBacktestPeriod.to":
+		if e.ComplexityRoot.RuleBacktestPeriod.To == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleBacktestPeriod.To(childComplexity), true
+
+	case "RuleChange.mode":
+		if e.ComplexityRoot.RuleChange.Mode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleChange.Mode(childComplexity), true
+	case "RuleChange.offset":
+		if e.ComplexityRoot.RuleChange.Offset == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleChange.Offset(childComplexity), true
+	case "RuleChange.zero":
+		if e.ComplexityRoot.RuleChange.Zero == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleChange.Zero(childComplexity), true
+
+	case "RuleMatcher.key":
+		if e.ComplexityRoot.RuleMatcher.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleMatcher.Key(childComplexity), true
+	case "RuleMatcher.op":
+		if e.ComplexityRoot.RuleMatcher.Op == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleMatcher.Op(childComplexity), true
+	case "RuleMatcher.value":
+		if e.ComplexityRoot.RuleMatcher.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleMatcher.Value(childComplexity), true
+
+	case "RuleQuery.groupBy":
+		if e.ComplexityRoot.RuleQuery.GroupBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleQuery.GroupBy(childComplexity), true
+	case "RuleQuery.matchers":
+		if e.ComplexityRoot.RuleQuery.Matchers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleQuery.Matchers(childComplexity), true
+	case "RuleQuery.metric":
+		if e.ComplexityRoot.RuleQuery.Metric == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleQuery.Metric(childComplexity), true
+
+	case "RuleTestGroup.severity":
+		if e.ComplexityRoot.RuleTestGroup.Severity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleTestGroup.Severity(childComplexity), true
+	case "RuleTestGroup.tags":
+		if e.ComplexityRoot.RuleTestGroup.Tags == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleTestGroup.Tags(childComplexity), true
+	case "RuleTestGroup.thresholds":
+		if e.ComplexityRoot.RuleTestGroup.Thresholds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleTestGroup.Thresholds(childComplexity), true
+	case "RuleTestGroup.value":
+		if e.ComplexityRoot.RuleTestGroup.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleTestGroup.Value(childComplexity), true
+	case "RuleTestGroup.valueText":
+		if e.ComplexityRoot.RuleTestGroup.ValueText == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleTestGroup.ValueText(childComplexity), true
+
+	case "RuleTestResult.at":
+		if e.ComplexityRoot.RuleTestResult.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleTestResult.At(childComplexity), true
+	case "RuleTestResult.groups":
+		if e.ComplexityRoot.RuleTestResult.Groups == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleTestResult.Groups(childComplexity), true
+	case "RuleTestResult.noData":
+		if e.ComplexityRoot.RuleTestResult.NoData == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleTestResult.NoData(childComplexity), true
+
+	case "RuleTestThreshold.high":
+		if e.ComplexityRoot.RuleTestThreshold.High == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleTestThreshold.High(childComplexity), true
+	case "RuleTestThreshold.passes":
+		if e.ComplexityRoot.RuleTestThreshold.Passes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleTestThreshold.Passes(childComplexity), true
+	case "RuleTestThreshold.severity":
+		if e.ComplexityRoot.RuleTestThreshold.Severity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleTestThreshold.Severity(childComplexity), true
+	case "RuleTestThreshold.value":
+		if e.ComplexityRoot.RuleTestThreshold.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleTestThreshold.Value(childComplexity), true
+
+	case "RuleThreshold.high":
+		if e.ComplexityRoot.RuleThreshold.High == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleThreshold.High(childComplexity), true
+	case "RuleThreshold.severity":
+		if e.ComplexityRoot.RuleThreshold.Severity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleThreshold.Severity(childComplexity), true
+	case "RuleThreshold.value":
+		if e.ComplexityRoot.RuleThreshold.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleThreshold.Value(childComplexity), true
 
 	case "Series.info":
 		if e.ComplexityRoot.Series.Info == nil {
@@ -1621,6 +2588,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ServiceNode.Service(childComplexity), true
+
+	case "SeverityCount.count":
+		if e.ComplexityRoot.SeverityCount.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SeverityCount.Count(childComplexity), true
+	case "SeverityCount.severity":
+		if e.ComplexityRoot.SeverityCount.Severity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SeverityCount.Severity(childComplexity), true
 
 	case "Silence.comment":
 		if e.ComplexityRoot.Silence.Comment == nil {
@@ -1825,6 +2805,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Stats.SeriesCount(childComplexity), true
 
+	case "Subscription.alertEvents":
+		if e.ComplexityRoot.Subscription.AlertEvents == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_alertEvents_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.AlertEvents(childComplexity, args["filter"].(*model.AlertEventFilter)), true
 	case "Subscription.liveSeries":
 		if e.ComplexityRoot.Subscription.LiveSeries == nil {
 			break
@@ -1970,6 +2961,10 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
+			graphql.NewInputUnmarshaler("AlertEventFilter", ec.unmarshalInputAlertEventFilter),
+			graphql.NewInputUnmarshaler("AlertFilter", ec.unmarshalInputAlertFilter),
+			graphql.NewInputUnmarshaler("AlertHistoryFilter", ec.unmarshalInputAlertHistoryFilter),
+			graphql.NewInputUnmarshaler("AlertRuleInput", ec.unmarshalInputAlertRuleInput),
 			graphql.NewInputUnmarshaler("AttributeFilter", ec.unmarshalInputAttributeFilter),
 			graphql.NewInputUnmarshaler("ChannelInput", ec.unmarshalInputChannelInput),
 			graphql.NewInputUnmarshaler("ChannelSecretInput", ec.unmarshalInputChannelSecretInput),
@@ -1979,10 +2974,15 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("NotificationFilter", ec.unmarshalInputNotificationFilter),
 			graphql.NewInputUnmarshaler("NotifyMatcherInput", ec.unmarshalInputNotifyMatcherInput),
 			graphql.NewInputUnmarshaler("NotifyRouteInput", ec.unmarshalInputNotifyRouteInput),
+			graphql.NewInputUnmarshaler("RuleChangeInput", ec.unmarshalInputRuleChangeInput),
+			graphql.NewInputUnmarshaler("RuleMatcherInput", ec.unmarshalInputRuleMatcherInput),
+			graphql.NewInputUnmarshaler("RuleQueryInput", ec.unmarshalInputRuleQueryInput),
+			graphql.NewInputUnmarshaler("RuleThresholdInput", ec.unmarshalInputRuleThresholdInput),
 			graphql.NewInputUnmarshaler("SampleAlertInput", ec.unmarshalInputSampleAlertInput),
 			graphql.NewInputUnmarshaler("SeriesQuery", ec.unmarshalInputSeriesQuery),
 			graphql.NewInputUnmarshaler("SilenceInput", ec.unmarshalInputSilenceInput),
 			graphql.NewInputUnmarshaler("TagFilter", ec.unmarshalInputTagFilter),
+			graphql.NewInputUnmarshaler("TagInput", ec.unmarshalInputTagInput),
 			graphql.NewInputUnmarshaler("TraceFilter", ec.unmarshalInputTraceFilter),
 		)
 	}
@@ -2444,6 +3444,370 @@ input SampleAlertInput {
   value: Float
 }
 `, BuiltIn: false},
+	{Name: "../schema/alert_rules.graphqls", Input: `# Alert rules (alerting/rule, alerting/expr), their preview (ruleTest, ruleBacktest),
+# alert instances and their history (alerting/engine), and live state changes.
+# Viewers read; editors change rules.
+
+extend type Query {
+  "Every alert rule, by name."
+  alertRules: [AlertRule!]!
+  "One rule; null when there is none with id."
+  alertRule(id: ID!): AlertRule
+  """
+  What the rule would give at ` + "`" + `at` + "`" + ` (default now), without saving it: the value of
+  every group and the severity that would fire. Errors name the bad field; an
+  expression error gives line:col with a caret.
+  """
+  ruleTest(rule: AlertRuleInput!, at: Time): RuleTestResult!
+  """
+  When the rule would have fired over [from, to), evaluated at its interval (or a
+  coarser step, at most 2,000 evaluations), honouring for and the no-data policy.
+  """
+  ruleBacktest(rule: AlertRuleInput!, from: Time!, to: Time!): RuleBacktest!
+  "Alert instances, the most recently evaluated first."
+  alerts(filter: AlertFilter): [Alert!]!
+  "State changes of alert instances, newest first."
+  alertHistory(filter: AlertHistoryFilter): [AlertStateChange!]!
+}
+
+extend type Mutation {
+  "Create a rule; its owner defaults to the caller."
+  createAlertRule(input: AlertRuleInput!): AlertRule! @auth(role: EDITOR)
+  "Replace a rule's definition; its alerts keep their state where their labels stay the same."
+  updateAlertRule(id: ID!, input: AlertRuleInput!): AlertRule! @auth(role: EDITOR)
+  "Enable or disable a rule; disabling resolves its open alerts."
+  setAlertRuleEnabled(id: ID!, enabled: Boolean!): AlertRule! @auth(role: EDITOR)
+  "Delete a rule; its open alerts are resolved (and the resolution notified)."
+  deleteAlertRule(id: ID!): Boolean! @auth(role: EDITOR)
+}
+
+extend type Subscription {
+  """
+  Every state change of every alert instance, live, from whichever replica
+  evaluated it. A subscriber that falls 256 changes behind is disconnected: read
+  alertHistory and subscribe again.
+  """
+  alertEvents(filter: AlertEventFilter): AlertStateChange!
+}
+
+enum RuleKind {
+  "The window's reduced value against the thresholds."
+  THRESHOLD
+  "The newest point against the thresholds; no data when it is older than staleness."
+  LASTVALUE
+  "The window's value against the same window an offset earlier."
+  CHANGE
+  "The anomaly score of the series (metric amas.anomaly.score) against the thresholds."
+  ANOMALY
+}
+
+enum RuleReducer {
+  AVG
+  MIN
+  MAX
+  SUM
+  COUNT
+  LAST
+  RATE
+  P95
+}
+
+enum RuleCompare {
+  GT
+  GE
+  LT
+  LE
+  EQ
+  NE
+  "Below the low or above the high end of the threshold's range."
+  OUTSIDE
+  "Within the threshold's range, both ends included."
+  INSIDE
+}
+
+enum RuleChangeMode {
+  PCT_INCREASE
+  PCT_DECREASE
+  ABS_CHANGE
+  EQUAL
+  NOT_EQUAL
+}
+
+"What a percentage change from an earlier 0 is."
+enum RuleZeroBase {
+  "No value: the group has no data."
+  NODATA
+  "An infinite change in its direction; no change is 0%."
+  INFINITE
+}
+
+enum RuleNoData {
+  "The condition does not hold: open alerts resolve."
+  OK
+  "The condition holds."
+  ALERTING
+  "Alerts go to the NODATA state, which is notified like an alert."
+  NODATA
+}
+
+enum AlertSeverity {
+  CRITICAL
+  WARNING
+  INFO
+}
+
+enum AlertState {
+  INACTIVE
+  PENDING
+  FIRING
+  RESOLVED
+  NODATA
+}
+
+type AlertRule {
+  id: ID!
+  name: String!
+  "The expression the condition was compiled from; null for a rule given field by field."
+  expr: String
+  kind: RuleKind!
+  query: RuleQuery!
+  "Null for last-value rules."
+  reducer: RuleReducer
+  window: Duration
+  "Last-value rules: how young the newest point must be."
+  staleness: Duration
+  change: RuleChange
+  "Null for EQUAL and NOT_EQUAL change rules, whose comparison is fixed."
+  compare: RuleCompare
+  thresholds: [RuleThreshold!]!
+  interval: Duration!
+  "How long the condition must hold before an alert fires (0s: at once)."
+  for: Duration!
+  noData: RuleNoData!
+  labels: [Tag!]!
+  "Go templates over .Value, .Threshold, .Severity, .Labels, .RuleName, rendered per alert."
+  annotations: [Tag!]!
+  enabled: Boolean!
+  owner: String!
+  "Grows on every change."
+  version: Int!
+  createdAt: Time!
+  updatedAt: Time!
+}
+
+type RuleQuery {
+  metric: String!
+  matchers: [RuleMatcher!]!
+  "Tags whose values split the evaluation: one alert per combination."
+  groupBy: [String!]!
+}
+
+type RuleMatcher {
+  key: String!
+  "=, !=, =~ or !~ (anchored PostgreSQL regular expressions)."
+  op: String!
+  value: String!
+}
+
+type RuleThreshold {
+  severity: AlertSeverity!
+  "The threshold, or the low end of an OUTSIDE/INSIDE range."
+  value: Float!
+  "The high end of an OUTSIDE/INSIDE range."
+  high: Float
+}
+
+type RuleChange {
+  offset: Duration!
+  mode: RuleChangeMode!
+  zero: RuleZeroBase!
+}
+
+"""
+A rule. Give the condition either as expr (e.g.
+` + "`" + `avg(mysql.performance.threads_running{host=~"db-.*"}[5m]) by (host) > 50` + "`" + `) or field
+by field (kind, query, reducer, window or staleness, change, compare, thresholds),
+not both.
+"""
+input AlertRuleInput {
+  name: String!
+  expr: String
+  kind: RuleKind
+  query: RuleQueryInput
+  reducer: RuleReducer
+  window: Duration
+  staleness: Duration
+  change: RuleChangeInput
+  compare: RuleCompare
+  thresholds: [RuleThresholdInput!]
+  "Default 1m."
+  interval: Duration
+  "Default 0s; an expression may give it (for 5m) instead."
+  for: Duration
+  "Default OK."
+  noData: RuleNoData
+  labels: [TagInput!]
+  annotations: [TagInput!]
+  "Default true."
+  enabled: Boolean
+  "Default: the caller."
+  owner: String
+}
+
+input RuleQueryInput {
+  metric: String!
+  matchers: [RuleMatcherInput!]
+  groupBy: [String!]
+}
+
+input RuleMatcherInput {
+  key: String!
+  op: String!
+  value: String!
+}
+
+input RuleThresholdInput {
+  severity: AlertSeverity!
+  value: Float!
+  high: Float
+}
+
+input RuleChangeInput {
+  offset: Duration!
+  mode: RuleChangeMode!
+  "Default NODATA."
+  zero: RuleZeroBase
+}
+
+input TagInput {
+  key: String!
+  value: String!
+}
+
+type RuleTestResult {
+  at: Time!
+  groups: [RuleTestGroup!]!
+  "True when no group has a comparable value: the no-data policy applies."
+  noData: Boolean!
+}
+
+type RuleTestGroup {
+  "The group's values of the group-by tags."
+  tags: [Tag!]!
+  "Null without a comparable value, or when it is infinite (see valueText)."
+  value: Float
+  "The value as text: a number, +Inf or -Inf, or 'no data'."
+  valueText: String!
+  "The most urgent severity whose threshold the value passes; null: none."
+  severity: AlertSeverity
+  thresholds: [RuleTestThreshold!]!
+}
+
+type RuleTestThreshold {
+  severity: AlertSeverity!
+  value: Float!
+  high: Float
+  passes: Boolean!
+}
+
+type RuleBacktest {
+  from: Time!
+  to: Time!
+  "The time between evaluations."
+  step: Duration!
+  evaluations: Int!
+  "Every state change the rule would have made, oldest first."
+  changes: [RuleBacktestChange!]!
+  "The spans during which each alert would have been firing."
+  firing: [RuleBacktestPeriod!]!
+}
+
+type RuleBacktestChange {
+  at: Time!
+  labels: [Tag!]!
+  severity: AlertSeverity!
+  from: AlertState!
+  to: AlertState!
+  value: Float
+}
+
+type RuleBacktestPeriod {
+  labels: [Tag!]!
+  severity: AlertSeverity!
+  from: Time!
+  "Null: still firing at the end of the range."
+  to: Time
+}
+
+"One alert instance: a rule and one label set."
+type Alert {
+  ruleId: ID!
+  ruleName: String!
+  fingerprint: String!
+  "The rule's labels, the group's tags, alertname and severity."
+  labels: [Tag!]!
+  annotations: [Tag!]!
+  state: AlertState!
+  severity: AlertSeverity!
+  "Null without data."
+  value: Float
+  threshold: Float!
+  "Since when the condition has held (pending or firing)."
+  activeAt: Time
+  "Pending since while pending, firing since once firing, nodata since in NODATA."
+  startsAt: Time!
+  "When it resolved."
+  endsAt: Time
+  "The latest evaluation."
+  updatedAt: Time!
+  generatorUrl: String!
+}
+
+input AlertFilter {
+  states: [AlertState!]
+  severities: [AlertSeverity!]
+  ruleId: ID
+  "Every label must be on the alert."
+  labels: [TagInput!]
+  "Evaluated at or after."
+  since: Time
+  "Default 1000."
+  limit: Int
+}
+
+type AlertStateChange {
+  id: ID!
+  ruleId: ID!
+  ruleName: String!
+  fingerprint: String!
+  labels: [Tag!]!
+  from: AlertState!
+  to: AlertState!
+  severity: AlertSeverity!
+  value: Float
+  threshold: Float!
+  at: Time!
+}
+
+input AlertHistoryFilter {
+  ruleId: ID
+  fingerprint: String
+  "The states changed to."
+  states: [AlertState!]
+  labels: [TagInput!]
+  from: Time
+  to: Time
+  "Default 1000."
+  limit: Int
+}
+
+input AlertEventFilter {
+  ruleId: ID
+  "The states changed to."
+  states: [AlertState!]
+  labels: [TagInput!]
+}
+`, BuiltIn: false},
 	{Name: "../schema/auth.graphqls", Input: `# Signing in and out.
 
 extend type Query {
@@ -2575,6 +3939,93 @@ type MetricCatalogPage {
   items: [MetricInfo!]!
   "Metrics matching, all pages together."
   total: Int!
+}
+`, BuiltIn: false},
+	{Name: "../schema/overview.graphqls", Input: `# The overview page: health score, hosts by status, open alerts, the hourly
+# alert trend and the busiest hosts. Computed when asked, from the agent
+# registry, the alert state and the newest samples.
+
+extend type Query {
+  "Health score, hosts by status and open alerts, as of now."
+  overview: Overview!
+  "Alerts raised and resolved per UTC hour of [from, to); default: the last 24 hours. At most 31 days."
+  alertTrend(from: Time, to: Time): [AlertTrendHour!]!
+  "Hosts ranked highest first by a resource, from each host's newest values of the last 10 minutes."
+  topHosts(resource: HostResource!, limit: Int = 5): [HostValue!]!
+}
+
+type Overview {
+  """
+  0 to 100: 100 less up to 60 points for alerts (the severity weight of the
+  firing rules over that of all enabled rules; critical 3, warning 2, info 1)
+  and up to 40 for hosts (the share of hosts not OK). Rounded to one decimal.
+  """
+  healthScore: Float!
+  "What firing rules took off the score."
+  alertPoints: Float!
+  "What hosts that are alerting or silent took off the score."
+  hostPoints: Float!
+  "Every host the agent registry knows or a firing alert names: alerting first, then silent, then OK."
+  hosts: [OverviewHost!]!
+  hostCounts: HostCounts!
+  "Firing alert instances per severity (critical, warning, info), all three always present."
+  openAlerts: [SeverityCount!]!
+}
+
+enum HostStatus {
+  "Its agent reports and no alert fires for it."
+  OK
+  "An alert with its host label is firing."
+  ALERTING
+  "Its agent missed 3 heartbeats."
+  SILENT
+}
+
+type OverviewHost {
+  host: String!
+  status: HostStatus!
+  "The agent's last heartbeat; null for a host known only from its alerts."
+  lastSeen: Time
+}
+
+type HostCounts {
+  total: Int!
+  ok: Int!
+  alerting: Int!
+  silent: Int!
+}
+
+type SeverityCount {
+  severity: String!
+  count: Int!
+}
+
+type AlertTrendHour {
+  hour: Time!
+  "Alert instances that started firing in this hour."
+  raised: Int!
+  "Alert instances that resolved in this hour."
+  resolved: Int!
+  "Of raised, those at critical severity."
+  critical: Int!
+}
+
+enum HostResource {
+  "cluster.cpu.usage, as a percentage."
+  CPU
+  "mem.percent.used."
+  MEMORY
+  "df.bytes.percentused of the host's fullest mount."
+  DISK
+  "cluster.net.dev.receive + transmit, bytes per second, every interface but lo."
+  NETWORK
+}
+
+type HostValue {
+  host: String!
+  value: Float!
+  "percent, or bytes/s for NETWORK."
+  unit: String!
 }
 `, BuiltIn: false},
 	{Name: "../schema/schema.graphqls", Input: `# Shared scalars and directives of the Amas API.
@@ -2860,6 +4311,40 @@ func (ec *executionContext) childFields_AgentCollector(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type AgentCollector", field.Name)
 }
 
+func (ec *executionContext) childFields_Alert(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "ruleId":
+		return ec.fieldContext_Alert_ruleId(ctx, field)
+	case "ruleName":
+		return ec.fieldContext_Alert_ruleName(ctx, field)
+	case "fingerprint":
+		return ec.fieldContext_Alert_fingerprint(ctx, field)
+	case "labels":
+		return ec.fieldContext_Alert_labels(ctx, field)
+	case "annotations":
+		return ec.fieldContext_Alert_annotations(ctx, field)
+	case "state":
+		return ec.fieldContext_Alert_state(ctx, field)
+	case "severity":
+		return ec.fieldContext_Alert_severity(ctx, field)
+	case "value":
+		return ec.fieldContext_Alert_value(ctx, field)
+	case "threshold":
+		return ec.fieldContext_Alert_threshold(ctx, field)
+	case "activeAt":
+		return ec.fieldContext_Alert_activeAt(ctx, field)
+	case "startsAt":
+		return ec.fieldContext_Alert_startsAt(ctx, field)
+	case "endsAt":
+		return ec.fieldContext_Alert_endsAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Alert_updatedAt(ctx, field)
+	case "generatorUrl":
+		return ec.fieldContext_Alert_generatorUrl(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Alert", field.Name)
+}
+
 func (ec *executionContext) childFields_AlertMute(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "fingerprint":
@@ -2876,6 +4361,96 @@ func (ec *executionContext) childFields_AlertMute(ctx context.Context, field gra
 		return ec.fieldContext_AlertMute_muted(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AlertMute", field.Name)
+}
+
+func (ec *executionContext) childFields_AlertRule(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_AlertRule_id(ctx, field)
+	case "name":
+		return ec.fieldContext_AlertRule_name(ctx, field)
+	case "expr":
+		return ec.fieldContext_AlertRule_expr(ctx, field)
+	case "kind":
+		return ec.fieldContext_AlertRule_kind(ctx, field)
+	case "query":
+		return ec.fieldContext_AlertRule_query(ctx, field)
+	case "reducer":
+		return ec.fieldContext_AlertRule_reducer(ctx, field)
+	case "window":
+		return ec.fieldContext_AlertRule_window(ctx, field)
+	case "staleness":
+		return ec.fieldContext_AlertRule_staleness(ctx, field)
+	case "change":
+		return ec.fieldContext_AlertRule_change(ctx, field)
+	case "compare":
+		return ec.fieldContext_AlertRule_compare(ctx, field)
+	case "thresholds":
+		return ec.fieldContext_AlertRule_thresholds(ctx, field)
+	case "interval":
+		return ec.fieldContext_AlertRule_interval(ctx, field)
+	case "for":
+		return ec.fieldContext_AlertRule_for(ctx, field)
+	case "noData":
+		return ec.fieldContext_AlertRule_noData(ctx, field)
+	case "labels":
+		return ec.fieldContext_AlertRule_labels(ctx, field)
+	case "annotations":
+		return ec.fieldContext_AlertRule_annotations(ctx, field)
+	case "enabled":
+		return ec.fieldContext_AlertRule_enabled(ctx, field)
+	case "owner":
+		return ec.fieldContext_AlertRule_owner(ctx, field)
+	case "version":
+		return ec.fieldContext_AlertRule_version(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_AlertRule_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_AlertRule_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AlertRule", field.Name)
+}
+
+func (ec *executionContext) childFields_AlertStateChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_AlertStateChange_id(ctx, field)
+	case "ruleId":
+		return ec.fieldContext_AlertStateChange_ruleId(ctx, field)
+	case "ruleName":
+		return ec.fieldContext_AlertStateChange_ruleName(ctx, field)
+	case "fingerprint":
+		return ec.fieldContext_AlertStateChange_fingerprint(ctx, field)
+	case "labels":
+		return ec.fieldContext_AlertStateChange_labels(ctx, field)
+	case "from":
+		return ec.fieldContext_AlertStateChange_from(ctx, field)
+	case "to":
+		return ec.fieldContext_AlertStateChange_to(ctx, field)
+	case "severity":
+		return ec.fieldContext_AlertStateChange_severity(ctx, field)
+	case "value":
+		return ec.fieldContext_AlertStateChange_value(ctx, field)
+	case "threshold":
+		return ec.fieldContext_AlertStateChange_threshold(ctx, field)
+	case "at":
+		return ec.fieldContext_AlertStateChange_at(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AlertStateChange", field.Name)
+}
+
+func (ec *executionContext) childFields_AlertTrendHour(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "hour":
+		return ec.fieldContext_AlertTrendHour_hour(ctx, field)
+	case "raised":
+		return ec.fieldContext_AlertTrendHour_raised(ctx, field)
+	case "resolved":
+		return ec.fieldContext_AlertTrendHour_resolved(ctx, field)
+	case "critical":
+		return ec.fieldContext_AlertTrendHour_critical(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AlertTrendHour", field.Name)
 }
 
 func (ec *executionContext) childFields_Attribute(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2936,6 +4511,32 @@ func (ec *executionContext) childFields_ChannelTypeSetting(ctx context.Context, 
 		return ec.fieldContext_ChannelTypeSetting_default(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ChannelTypeSetting", field.Name)
+}
+
+func (ec *executionContext) childFields_HostCounts(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "total":
+		return ec.fieldContext_HostCounts_total(ctx, field)
+	case "ok":
+		return ec.fieldContext_HostCounts_ok(ctx, field)
+	case "alerting":
+		return ec.fieldContext_HostCounts_alerting(ctx, field)
+	case "silent":
+		return ec.fieldContext_HostCounts_silent(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HostCounts", field.Name)
+}
+
+func (ec *executionContext) childFields_HostValue(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "host":
+		return ec.fieldContext_HostValue_host(ctx, field)
+	case "value":
+		return ec.fieldContext_HostValue_value(ctx, field)
+	case "unit":
+		return ec.fieldContext_HostValue_unit(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type HostValue", field.Name)
 }
 
 func (ec *executionContext) childFields_InhibitRule(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3136,6 +4737,36 @@ func (ec *executionContext) childFields_OperationStats(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type OperationStats", field.Name)
 }
 
+func (ec *executionContext) childFields_Overview(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "healthScore":
+		return ec.fieldContext_Overview_healthScore(ctx, field)
+	case "alertPoints":
+		return ec.fieldContext_Overview_alertPoints(ctx, field)
+	case "hostPoints":
+		return ec.fieldContext_Overview_hostPoints(ctx, field)
+	case "hosts":
+		return ec.fieldContext_Overview_hosts(ctx, field)
+	case "hostCounts":
+		return ec.fieldContext_Overview_hostCounts(ctx, field)
+	case "openAlerts":
+		return ec.fieldContext_Overview_openAlerts(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Overview", field.Name)
+}
+
+func (ec *executionContext) childFields_OverviewHost(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "host":
+		return ec.fieldContext_OverviewHost_host(ctx, field)
+	case "status":
+		return ec.fieldContext_OverviewHost_status(ctx, field)
+	case "lastSeen":
+		return ec.fieldContext_OverviewHost_lastSeen(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OverviewHost", field.Name)
+}
+
 func (ec *executionContext) childFields_Point(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "t":
@@ -3166,6 +4797,146 @@ func (ec *executionContext) childFields_REDPoint(ctx context.Context, field grap
 		return ec.fieldContext_REDPoint_p99(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type REDPoint", field.Name)
+}
+
+func (ec *executionContext) childFields_RuleBacktest(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "from":
+		return ec.fieldContext_RuleBacktest_from(ctx, field)
+	case "to":
+		return ec.fieldContext_RuleBacktest_to(ctx, field)
+	case "step":
+		return ec.fieldContext_RuleBacktest_step(ctx, field)
+	case "evaluations":
+		return ec.fieldContext_RuleBacktest_evaluations(ctx, field)
+	case "changes":
+		return ec.fieldContext_RuleBacktest_changes(ctx, field)
+	case "firing":
+		return ec.fieldContext_RuleBacktest_firing(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RuleBacktest", field.Name)
+}
+
+func (ec *executionContext) childFields_RuleBacktestChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "at":
+		return ec.fieldContext_RuleBacktestChange_at(ctx, field)
+	case "labels":
+		return ec.fieldContext_RuleBacktestChange_labels(ctx, field)
+	case "severity":
+		return ec.fieldContext_RuleBacktestChange_severity(ctx, field)
+	case "from":
+		return ec.fieldContext_RuleBacktestChange_from(ctx, field)
+	case "to":
+		return ec.fieldContext_RuleBacktestChange_to(ctx, field)
+	case "value":
+		return ec.fieldContext_RuleBacktestChange_value(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RuleBacktestChange", field.Name)
+}
+
+func (ec *executionContext) childFields_RuleBacktestPeriod(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "labels":
+		return ec.fieldContext_RuleBacktestPeriod_labels(ctx, field)
+	case "severity":
+		return ec.fieldContext_RuleBacktestPeriod_severity(ctx, field)
+	case "from":
+		return ec.fieldContext_RuleBacktestPeriod_from(ctx, field)
+	case "to":
+		return ec.fieldContext_RuleBacktestPeriod_to(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RuleBacktestPeriod", field.Name)
+}
+
+func (ec *executionContext) childFields_RuleChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "offset":
+		return ec.fieldContext_RuleChange_offset(ctx, field)
+	case "mode":
+		return ec.fieldContext_RuleChange_mode(ctx, field)
+	case "zero":
+		return ec.fieldContext_RuleChange_zero(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RuleChange", field.Name)
+}
+
+func (ec *executionContext) childFields_RuleMatcher(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "key":
+		return ec.fieldContext_RuleMatcher_key(ctx, field)
+	case "op":
+		return ec.fieldContext_RuleMatcher_op(ctx, field)
+	case "value":
+		return ec.fieldContext_RuleMatcher_value(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RuleMatcher", field.Name)
+}
+
+func (ec *executionContext) childFields_RuleQuery(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "metric":
+		return ec.fieldContext_RuleQuery_metric(ctx, field)
+	case "matchers":
+		return ec.fieldContext_RuleQuery_matchers(ctx, field)
+	case "groupBy":
+		return ec.fieldContext_RuleQuery_groupBy(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RuleQuery", field.Name)
+}
+
+func (ec *executionContext) childFields_RuleTestGroup(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "tags":
+		return ec.fieldContext_RuleTestGroup_tags(ctx, field)
+	case "value":
+		return ec.fieldContext_RuleTestGroup_value(ctx, field)
+	case "valueText":
+		return ec.fieldContext_RuleTestGroup_valueText(ctx, field)
+	case "severity":
+		return ec.fieldContext_RuleTestGroup_severity(ctx, field)
+	case "thresholds":
+		return ec.fieldContext_RuleTestGroup_thresholds(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RuleTestGroup", field.Name)
+}
+
+func (ec *executionContext) childFields_RuleTestResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "at":
+		return ec.fieldContext_RuleTestResult_at(ctx, field)
+	case "groups":
+		return ec.fieldContext_RuleTestResult_groups(ctx, field)
+	case "noData":
+		return ec.fieldContext_RuleTestResult_noData(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RuleTestResult", field.Name)
+}
+
+func (ec *executionContext) childFields_RuleTestThreshold(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "severity":
+		return ec.fieldContext_RuleTestThreshold_severity(ctx, field)
+	case "value":
+		return ec.fieldContext_RuleTestThreshold_value(ctx, field)
+	case "high":
+		return ec.fieldContext_RuleTestThreshold_high(ctx, field)
+	case "passes":
+		return ec.fieldContext_RuleTestThreshold_passes(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RuleTestThreshold", field.Name)
+}
+
+func (ec *executionContext) childFields_RuleThreshold(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "severity":
+		return ec.fieldContext_RuleThreshold_severity(ctx, field)
+	case "value":
+		return ec.fieldContext_RuleThreshold_value(ctx, field)
+	case "high":
+		return ec.fieldContext_RuleThreshold_high(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RuleThreshold", field.Name)
 }
 
 func (ec *executionContext) childFields_Series(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3224,6 +4995,16 @@ func (ec *executionContext) childFields_ServiceNode(ctx context.Context, field g
 		return ec.fieldContext_ServiceNode_errors(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ServiceNode", field.Name)
+}
+
+func (ec *executionContext) childFields_SeverityCount(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "severity":
+		return ec.fieldContext_SeverityCount_severity(ctx, field)
+	case "count":
+		return ec.fieldContext_SeverityCount_count(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SeverityCount", field.Name)
 }
 
 func (ec *executionContext) childFields_Silence(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

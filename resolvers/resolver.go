@@ -80,6 +80,8 @@ type Config struct {
 	LiveSpans LiveSpanSource
 	// Notify serves the notification fields (alert_notify*.go).
 	Notify NotifyDeps
+	// AlertRules serves the rule, alert and alert history fields (alert_rules*.go).
+	AlertRules RuleDeps
 	// Overview serves the overview page's fields (overview*.go).
 	Overview OverviewFigures
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/amas-eye/amas/auth"
+	"github.com/amas-eye/amas/overview"
 	"github.com/amas-eye/amas/store"
 )
 
@@ -22,6 +23,61 @@ type Acknowledgement struct {
 	AckedAt  time.Time `json:"ackedAt"`
 }
 
+// One alert instance: a rule and one label set.
+type Alert struct {
+	RuleID      string `json:"ruleId"`
+	RuleName    string `json:"ruleName"`
+	Fingerprint string `json:"fingerprint"`
+	// The rule's labels, the group's tags, alertname and severity.
+	Labels      []Tag         `json:"labels"`
+	Annotations []Tag         `json:"annotations"`
+	State       AlertState    `json:"state"`
+	Severity    AlertSeverity `json:"severity"`
+	// Null without data.
+	Value     *float64 `json:"value,omitempty"`
+	Threshold float64  `json:"threshold"`
+	// Since when the condition has held (pending or firing).
+	ActiveAt *time.Time `json:"activeAt,omitempty"`
+	// Pending since while pending, firing since once firing, nodata since in NODATA.
+	StartsAt time.Time `json:"startsAt"`
+	// When it resolved.
+	EndsAt *time.Time `json:"endsAt,omitempty"`
+	// The latest evaluation.
+	UpdatedAt    time.Time `json:"updatedAt"`
+	GeneratorURL string    `json:"generatorUrl"`
+}
+
+type AlertEventFilter struct {
+	RuleID *string `json:"ruleId,omitempty"`
+	// The states changed to.
+	States []AlertState `json:"states,omitempty"`
+	Labels []TagInput   `json:"labels,omitempty"`
+}
+
+type AlertFilter struct {
+	States     []AlertState    `json:"states,omitempty"`
+	Severities []AlertSeverity `json:"severities,omitempty"`
+	RuleID     *string         `json:"ruleId,omitempty"`
+	// Every label must be on the alert.
+	Labels []TagInput `json:"labels,omitempty"`
+	// Evaluated at or after.
+	Since *time.Time `json:"since,omitempty"`
+	// Default 1000.
+	Limit *int `json:"limit,omitempty"`
+}
+
+type AlertHistoryFilter struct {
+	RuleID      *string `json:"ruleId,omitempty"`
+	Fingerprint *string `json:"fingerprint,omitempty"`
+	// The states changed to.
+	States []AlertState `json:"states,omitempty"`
+	Labels []TagInput   `json:"labels,omitempty"`
+	From   *time.Time   `json:"from,omitempty"`
+	To     *time.Time   `json:"to,omitempty"`
+	// Default 1000.
+	Limit *int `json:"limit,omitempty"`
+}
+
 type AlertMute struct {
 	Fingerprint string `json:"fingerprint"`
 	// The active silences muting the alert.
@@ -32,6 +88,90 @@ type AlertMute struct {
 	Acknowledged  bool    `json:"acknowledged"`
 	// True when silenced or inhibited: no notifications.
 	Muted bool `json:"muted"`
+}
+
+type AlertRule struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// The expression the condition was compiled from; null for a rule given field by field.
+	Expr  *string    `json:"expr,omitempty"`
+	Kind  RuleKind   `json:"kind"`
+	Query *RuleQuery `json:"query"`
+	// Null for last-value rules.
+	Reducer *RuleReducer   `json:"reducer,omitempty"`
+	Window  *time.Duration `json:"window,omitempty"`
+	// Last-value rules: how young the newest point must be.
+	Staleness *time.Duration `json:"staleness,omitempty"`
+	Change    *RuleChange    `json:"change,omitempty"`
+	// Null for EQUAL and NOT_EQUAL change rules, whose comparison is fixed.
+	Compare    *RuleCompare    `json:"compare,omitempty"`
+	Thresholds []RuleThreshold `json:"thresholds"`
+	Interval   time.Duration   `json:"interval"`
+	// How long the condition must hold before an alert fires (0s: at once).
+	For    time.Duration `json:"for"`
+	NoData RuleNoData    `json:"noData"`
+	Labels []Tag         `json:"labels"`
+	// Go templates over .Value, .Threshold, .Severity, .Labels, .RuleName, rendered per alert.
+	Annotations []Tag  `json:"annotations"`
+	Enabled     bool   `json:"enabled"`
+	Owner       string `json:"owner"`
+	// Grows on every change.
+	Version   int       `json:"version"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// A rule. Give the condition either as expr (e.g.
+// `avg(mysql.performance.threads_running{host=~"db-.*"}[5m]) by (host) > 50`) or field
+// by field (kind, query, reducer, window or staleness, change, compare, thresholds),
+// not both.
+type AlertRuleInput struct {
+	Name       string               `json:"name"`
+	Expr       *string              `json:"expr,omitempty"`
+	Kind       *RuleKind            `json:"kind,omitempty"`
+	Query      *RuleQueryInput      `json:"query,omitempty"`
+	Reducer    *RuleReducer         `json:"reducer,omitempty"`
+	Window     *time.Duration       `json:"window,omitempty"`
+	Staleness  *time.Duration       `json:"staleness,omitempty"`
+	Change     *RuleChangeInput     `json:"change,omitempty"`
+	Compare    *RuleCompare         `json:"compare,omitempty"`
+	Thresholds []RuleThresholdInput `json:"thresholds,omitempty"`
+	// Default 1m.
+	Interval *time.Duration `json:"interval,omitempty"`
+	// Default 0s; an expression may give it (for 5m) instead.
+	For *time.Duration `json:"for,omitempty"`
+	// Default OK.
+	NoData      *RuleNoData `json:"noData,omitempty"`
+	Labels      []TagInput  `json:"labels,omitempty"`
+	Annotations []TagInput  `json:"annotations,omitempty"`
+	// Default true.
+	Enabled *bool `json:"enabled,omitempty"`
+	// Default: the caller.
+	Owner *string `json:"owner,omitempty"`
+}
+
+type AlertStateChange struct {
+	ID          string        `json:"id"`
+	RuleID      string        `json:"ruleId"`
+	RuleName    string        `json:"ruleName"`
+	Fingerprint string        `json:"fingerprint"`
+	Labels      []Tag         `json:"labels"`
+	From        AlertState    `json:"from"`
+	To          AlertState    `json:"to"`
+	Severity    AlertSeverity `json:"severity"`
+	Value       *float64      `json:"value,omitempty"`
+	Threshold   float64       `json:"threshold"`
+	At          time.Time     `json:"at"`
+}
+
+type AlertTrendHour struct {
+	Hour time.Time `json:"hour"`
+	// Alert instances that started firing in this hour.
+	Raised int `json:"raised"`
+	// Alert instances that resolved in this hour.
+	Resolved int `json:"resolved"`
+	// Of raised, those at critical severity.
+	Critical int `json:"critical"`
 }
 
 // An attribute; value is the text of strings, the JSON of other types.
@@ -90,6 +230,20 @@ type ChannelTypeSetting struct {
 	Required    bool   `json:"required"`
 	Secret      bool   `json:"secret"`
 	Default     string `json:"default"`
+}
+
+type HostCounts struct {
+	Total    int `json:"total"`
+	Ok       int `json:"ok"`
+	Alerting int `json:"alerting"`
+	Silent   int `json:"silent"`
+}
+
+type HostValue struct {
+	Host  string  `json:"host"`
+	Value float64 `json:"value"`
+	// percent, or bytes/s for NETWORK.
+	Unit string `json:"unit"`
 }
 
 // While an alert matching source fires, alerts matching target with the same values of the equal labels are muted.
@@ -248,6 +402,29 @@ type OperationStats struct {
 	Points    []REDPoint    `json:"points"`
 }
 
+type Overview struct {
+	// 0 to 100: 100 less up to 60 points for alerts (the severity weight of the
+	// firing rules over that of all enabled rules; critical 3, warning 2, info 1)
+	// and up to 40 for hosts (the share of hosts not OK). Rounded to one decimal.
+	HealthScore float64 `json:"healthScore"`
+	// What firing rules took off the score.
+	AlertPoints float64 `json:"alertPoints"`
+	// What hosts that are alerting or silent took off the score.
+	HostPoints float64 `json:"hostPoints"`
+	// Every host the agent registry knows or a firing alert names: alerting first, then silent, then OK.
+	Hosts      []OverviewHost `json:"hosts"`
+	HostCounts *HostCounts    `json:"hostCounts"`
+	// Firing alert instances per severity (critical, warning, info), all three always present.
+	OpenAlerts []SeverityCount `json:"openAlerts"`
+}
+
+type OverviewHost struct {
+	Host   string              `json:"host"`
+	Status overview.HostStatus `json:"status"`
+	// The agent's last heartbeat; null for a host known only from its alerts.
+	LastSeen *time.Time `json:"lastSeen,omitempty"`
+}
+
 type Query struct {
 }
 
@@ -263,6 +440,114 @@ type REDPoint struct {
 	P50       float64 `json:"p50"`
 	P95       float64 `json:"p95"`
 	P99       float64 `json:"p99"`
+}
+
+type RuleBacktest struct {
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// The time between evaluations.
+	Step        time.Duration `json:"step"`
+	Evaluations int           `json:"evaluations"`
+	// Every state change the rule would have made, oldest first.
+	Changes []RuleBacktestChange `json:"changes"`
+	// The spans during which each alert would have been firing.
+	Firing []RuleBacktestPeriod `json:"firing"`
+}
+
+type RuleBacktestChange struct {
+	At       time.Time     `json:"at"`
+	Labels   []Tag         `json:"labels"`
+	Severity AlertSeverity `json:"severity"`
+	From     AlertState    `json:"from"`
+	To       AlertState    `json:"to"`
+	Value    *float64      `json:"value,omitempty"`
+}
+
+type RuleBacktestPeriod struct {
+	Labels   []Tag         `json:"labels"`
+	Severity AlertSeverity `json:"severity"`
+	From     time.Time     `json:"from"`
+	// Null: still firing at the end of the range.
+	To *time.Time `json:"to,omitempty"`
+}
+
+type RuleChange struct {
+	Offset time.Duration  `json:"offset"`
+	Mode   RuleChangeMode `json:"mode"`
+	Zero   RuleZeroBase   `json:"zero"`
+}
+
+type RuleChangeInput struct {
+	Offset time.Duration  `json:"offset"`
+	Mode   RuleChangeMode `json:"mode"`
+	// Default NODATA.
+	Zero *RuleZeroBase `json:"zero,omitempty"`
+}
+
+type RuleMatcher struct {
+	Key string `json:"key"`
+	// =, !=, =~ or !~ (anchored PostgreSQL regular expressions).
+	Op    string `json:"op"`
+	Value string `json:"value"`
+}
+
+type RuleMatcherInput struct {
+	Key   string `json:"key"`
+	Op    string `json:"op"`
+	Value string `json:"value"`
+}
+
+type RuleQuery struct {
+	Metric   string        `json:"metric"`
+	Matchers []RuleMatcher `json:"matchers"`
+	// Tags whose values split the evaluation: one alert per combination.
+	GroupBy []string `json:"groupBy"`
+}
+
+type RuleQueryInput struct {
+	Metric   string             `json:"metric"`
+	Matchers []RuleMatcherInput `json:"matchers,omitempty"`
+	GroupBy  []string           `json:"groupBy,omitempty"`
+}
+
+type RuleTestGroup struct {
+	// The group's values of the group-by tags.
+	Tags []Tag `json:"tags"`
+	// Null without a comparable value, or when it is infinite (see valueText).
+	Value *float64 `json:"value,omitempty"`
+	// The value as text: a number, +Inf or -Inf, or 'no data'.
+	ValueText string `json:"valueText"`
+	// The most urgent severity whose threshold the value passes; null: none.
+	Severity   *AlertSeverity      `json:"severity,omitempty"`
+	Thresholds []RuleTestThreshold `json:"thresholds"`
+}
+
+type RuleTestResult struct {
+	At     time.Time       `json:"at"`
+	Groups []RuleTestGroup `json:"groups"`
+	// True when no group has a comparable value: the no-data policy applies.
+	NoData bool `json:"noData"`
+}
+
+type RuleTestThreshold struct {
+	Severity AlertSeverity `json:"severity"`
+	Value    float64       `json:"value"`
+	High     *float64      `json:"high,omitempty"`
+	Passes   bool          `json:"passes"`
+}
+
+type RuleThreshold struct {
+	Severity AlertSeverity `json:"severity"`
+	// The threshold, or the low end of an OUTSIDE/INSIDE range.
+	Value float64 `json:"value"`
+	// The high end of an OUTSIDE/INSIDE range.
+	High *float64 `json:"high,omitempty"`
+}
+
+type RuleThresholdInput struct {
+	Severity AlertSeverity `json:"severity"`
+	Value    float64       `json:"value"`
+	High     *float64      `json:"high,omitempty"`
 }
 
 type SampleAlertInput struct {
@@ -317,6 +602,11 @@ type ServiceNode struct {
 	P95    float64 `json:"p95"`
 	Calls  int     `json:"calls"`
 	Errors int     `json:"errors"`
+}
+
+type SeverityCount struct {
+	Severity string `json:"severity"`
+	Count    int    `json:"count"`
 }
 
 type Silence struct {
@@ -388,6 +678,11 @@ type Tag struct {
 	Value string `json:"value"`
 }
 
+type TagInput struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
 type TemplatePreview struct {
 	Title string `json:"title"`
 	Text  string `json:"text"`
@@ -438,6 +733,124 @@ type User struct {
 	Role     auth.Role `json:"role"`
 	// True when the caller is an API token rather than a user session.
 	APIToken bool `json:"apiToken"`
+}
+
+type AlertSeverity string
+
+const (
+	AlertSeverityCritical AlertSeverity = "CRITICAL"
+	AlertSeverityWarning  AlertSeverity = "WARNING"
+	AlertSeverityInfo     AlertSeverity = "INFO"
+)
+
+var AllAlertSeverity = []AlertSeverity{
+	AlertSeverityCritical,
+	AlertSeverityWarning,
+	AlertSeverityInfo,
+}
+
+func (e AlertSeverity) IsValid() bool {
+	switch e {
+	case AlertSeverityCritical, AlertSeverityWarning, AlertSeverityInfo:
+		return true
+	}
+	return false
+}
+
+func (e AlertSeverity) String() string {
+	return string(e)
+}
+
+func (e *AlertSeverity) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = AlertSeverity(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid AlertSeverity", str)
+	}
+	return nil
+}
+
+func (e AlertSeverity) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *AlertSeverity) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e AlertSeverity) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type AlertState string
+
+const (
+	AlertStateInactive AlertState = "INACTIVE"
+	AlertStatePending  AlertState = "PENDING"
+	AlertStateFiring   AlertState = "FIRING"
+	AlertStateResolved AlertState = "RESOLVED"
+	AlertStateNodata   AlertState = "NODATA"
+)
+
+var AllAlertState = []AlertState{
+	AlertStateInactive,
+	AlertStatePending,
+	AlertStateFiring,
+	AlertStateResolved,
+	AlertStateNodata,
+}
+
+func (e AlertState) IsValid() bool {
+	switch e {
+	case AlertStateInactive, AlertStatePending, AlertStateFiring, AlertStateResolved, AlertStateNodata:
+		return true
+	}
+	return false
+}
+
+func (e AlertState) String() string {
+	return string(e)
+}
+
+func (e *AlertState) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = AlertState(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid AlertState", str)
+	}
+	return nil
+}
+
+func (e AlertState) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *AlertState) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e AlertState) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 type NotificationStatus string
@@ -556,6 +969,384 @@ func (e *NotifyMatchOp) UnmarshalJSON(b []byte) error {
 }
 
 func (e NotifyMatchOp) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type RuleChangeMode string
+
+const (
+	RuleChangeModePctIncrease RuleChangeMode = "PCT_INCREASE"
+	RuleChangeModePctDecrease RuleChangeMode = "PCT_DECREASE"
+	RuleChangeModeAbsChange   RuleChangeMode = "ABS_CHANGE"
+	RuleChangeModeEqual       RuleChangeMode = "EQUAL"
+	RuleChangeModeNotEqual    RuleChangeMode = "NOT_EQUAL"
+)
+
+var AllRuleChangeMode = []RuleChangeMode{
+	RuleChangeModePctIncrease,
+	RuleChangeModePctDecrease,
+	RuleChangeModeAbsChange,
+	RuleChangeModeEqual,
+	RuleChangeModeNotEqual,
+}
+
+func (e RuleChangeMode) IsValid() bool {
+	switch e {
+	case RuleChangeModePctIncrease, RuleChangeModePctDecrease, RuleChangeModeAbsChange, RuleChangeModeEqual, RuleChangeModeNotEqual:
+		return true
+	}
+	return false
+}
+
+func (e RuleChangeMode) String() string {
+	return string(e)
+}
+
+func (e *RuleChangeMode) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = RuleChangeMode(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid RuleChangeMode", str)
+	}
+	return nil
+}
+
+func (e RuleChangeMode) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *RuleChangeMode) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e RuleChangeMode) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type RuleCompare string
+
+const (
+	RuleCompareGt RuleCompare = "GT"
+	RuleCompareGe RuleCompare = "GE"
+	RuleCompareLt RuleCompare = "LT"
+	RuleCompareLe RuleCompare = "LE"
+	RuleCompareEq RuleCompare = "EQ"
+	RuleCompareNe RuleCompare = "NE"
+	// Below the low or above the high end of the threshold's range.
+	RuleCompareOutside RuleCompare = "OUTSIDE"
+	// Within the threshold's range, both ends included.
+	RuleCompareInside RuleCompare = "INSIDE"
+)
+
+var AllRuleCompare = []RuleCompare{
+	RuleCompareGt,
+	RuleCompareGe,
+	RuleCompareLt,
+	RuleCompareLe,
+	RuleCompareEq,
+	RuleCompareNe,
+	RuleCompareOutside,
+	RuleCompareInside,
+}
+
+func (e RuleCompare) IsValid() bool {
+	switch e {
+	case RuleCompareGt, RuleCompareGe, RuleCompareLt, RuleCompareLe, RuleCompareEq, RuleCompareNe, RuleCompareOutside, RuleCompareInside:
+		return true
+	}
+	return false
+}
+
+func (e RuleCompare) String() string {
+	return string(e)
+}
+
+func (e *RuleCompare) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = RuleCompare(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid RuleCompare", str)
+	}
+	return nil
+}
+
+func (e RuleCompare) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *RuleCompare) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e RuleCompare) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type RuleKind string
+
+const (
+	// The window's reduced value against the thresholds.
+	RuleKindThreshold RuleKind = "THRESHOLD"
+	// The newest point against the thresholds; no data when it is older than staleness.
+	RuleKindLastvalue RuleKind = "LASTVALUE"
+	// The window's value against the same window an offset earlier.
+	RuleKindChange RuleKind = "CHANGE"
+	// The anomaly score of the series (metric amas.anomaly.score) against the thresholds.
+	RuleKindAnomaly RuleKind = "ANOMALY"
+)
+
+var AllRuleKind = []RuleKind{
+	RuleKindThreshold,
+	RuleKindLastvalue,
+	RuleKindChange,
+	RuleKindAnomaly,
+}
+
+func (e RuleKind) IsValid() bool {
+	switch e {
+	case RuleKindThreshold, RuleKindLastvalue, RuleKindChange, RuleKindAnomaly:
+		return true
+	}
+	return false
+}
+
+func (e RuleKind) String() string {
+	return string(e)
+}
+
+func (e *RuleKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = RuleKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid RuleKind", str)
+	}
+	return nil
+}
+
+func (e RuleKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *RuleKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e RuleKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type RuleNoData string
+
+const (
+	// The condition does not hold: open alerts resolve.
+	RuleNoDataOk RuleNoData = "OK"
+	// The condition holds.
+	RuleNoDataAlerting RuleNoData = "ALERTING"
+	// Alerts go to the NODATA state, which is notified like an alert.
+	RuleNoDataNodata RuleNoData = "NODATA"
+)
+
+var AllRuleNoData = []RuleNoData{
+	RuleNoDataOk,
+	RuleNoDataAlerting,
+	RuleNoDataNodata,
+}
+
+func (e RuleNoData) IsValid() bool {
+	switch e {
+	case RuleNoDataOk, RuleNoDataAlerting, RuleNoDataNodata:
+		return true
+	}
+	return false
+}
+
+func (e RuleNoData) String() string {
+	return string(e)
+}
+
+func (e *RuleNoData) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = RuleNoData(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid RuleNoData", str)
+	}
+	return nil
+}
+
+func (e RuleNoData) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *RuleNoData) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e RuleNoData) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+type RuleReducer string
+
+const (
+	RuleReducerAvg   RuleReducer = "AVG"
+	RuleReducerMin   RuleReducer = "MIN"
+	RuleReducerMax   RuleReducer = "MAX"
+	RuleReducerSum   RuleReducer = "SUM"
+	RuleReducerCount RuleReducer = "COUNT"
+	RuleReducerLast  RuleReducer = "LAST"
+	RuleReducerRate  RuleReducer = "RATE"
+	RuleReducerP95   RuleReducer = "P95"
+)
+
+var AllRuleReducer = []RuleReducer{
+	RuleReducerAvg,
+	RuleReducerMin,
+	RuleReducerMax,
+	RuleReducerSum,
+	RuleReducerCount,
+	RuleReducerLast,
+	RuleReducerRate,
+	RuleReducerP95,
+}
+
+func (e RuleReducer) IsValid() bool {
+	switch e {
+	case RuleReducerAvg, RuleReducerMin, RuleReducerMax, RuleReducerSum, RuleReducerCount, RuleReducerLast, RuleReducerRate, RuleReducerP95:
+		return true
+	}
+	return false
+}
+
+func (e RuleReducer) String() string {
+	return string(e)
+}
+
+func (e *RuleReducer) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = RuleReducer(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid RuleReducer", str)
+	}
+	return nil
+}
+
+func (e RuleReducer) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *RuleReducer) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e RuleReducer) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What a percentage change from an earlier 0 is.
+type RuleZeroBase string
+
+const (
+	// No value: the group has no data.
+	RuleZeroBaseNodata RuleZeroBase = "NODATA"
+	// An infinite change in its direction; no change is 0%.
+	RuleZeroBaseInfinite RuleZeroBase = "INFINITE"
+)
+
+var AllRuleZeroBase = []RuleZeroBase{
+	RuleZeroBaseNodata,
+	RuleZeroBaseInfinite,
+}
+
+func (e RuleZeroBase) IsValid() bool {
+	switch e {
+	case RuleZeroBaseNodata, RuleZeroBaseInfinite:
+		return true
+	}
+	return false
+}
+
+func (e RuleZeroBase) String() string {
+	return string(e)
+}
+
+func (e *RuleZeroBase) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = RuleZeroBase(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid RuleZeroBase", str)
+	}
+	return nil
+}
+
+func (e RuleZeroBase) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *RuleZeroBase) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e RuleZeroBase) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -66,7 +66,8 @@ func (m Matcher) Matches(labels Labels) bool {
 	case MatchRegexp, MatchNotRegexp:
 		re := m.re
 		if re == nil {
-			// A matcher decoded from JSON and not yet compiled: compile once here.
+			// A matcher built as a literal and never compiled: compile this copy
+			// (Compile once up front avoids doing it on every call).
 			if err := m.compile(); err != nil {
 				return false
 			}

@@ -385,10 +385,11 @@ func (d *Dispatcher) notifyChannel(ctx context.Context, term int64, g *group, ch
 	entry := LogEntry{GroupKey: g.key, ChannelID: ch.ID, ChannelName: ch.Name, ChannelType: ch.Type,
 		Firing: len(firing), CreatedAt: rs.now, Term: term}
 	if len(out) == 0 {
-		// Everything resolved and the channel does not want resolved messages: log
-		// it anyway, so that the next firing is news again (as Alertmanager does).
+		// Nothing left to say (everything resolved and the channel does not want
+		// resolved messages, or the rest is muted): log it anyway, so that the
+		// next firing is news again (as Alertmanager does for resolved groups).
 		entry.Status, entry.Alerts, entry.Resolved = StatusSkipped, logAlerts(resolved), len(resolved)
-		entry.Error = "every alert resolved and the channel's send_resolved is off"
+		entry.Error = "nothing to send: the alerts resolved (send_resolved is off) or are muted"
 		_, err := d.deps.Log.BeginNotification(ctx, term, entry)
 		return err == nil, err
 	}

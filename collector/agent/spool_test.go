@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -100,6 +101,35 @@ func TestSpool(t *testing.T) {
 			}
 			if !slices.Equal(got, seq(int(got[0]), 2000)) {
 				t.Fatalf("kept values are not the newest contiguous run: %v...", got[:5])
+			}
+		}},
+		{"a group commit spans segments, keeps the order and survives a restart", func(t *testing.T, dir string) {
+			s := openSpool(t, dir, 16<<10) // 4 KiB segments; the group is about 6.5 KiB
+			var bodies [][]byte
+			var counts []int
+			for i := range 12 {
+				body, err := EncodeBatch(points(i*100, 100))
+				if err != nil {
+					t.Fatal(err)
+				}
+				bodies, counts = append(bodies, body), append(counts, 100)
+			}
+			oversize := make([]byte, 20<<10)
+			group := append(append(bodies[:6:6], oversize), bodies[6:]...)
+			err := s.AppendAll(group, append(append(counts[:6:6], 7), counts[6:]...))
+			if err == nil || !strings.Contains(err.Error(), "larger than spool.max_bytes") {
+				t.Fatalf("AppendAll with an oversize batch: %v, want it reported", err)
+			}
+			if s.Dropped() != 7 {
+				t.Fatalf("dropped %d, want the oversize batch's 7 points", s.Dropped())
+			}
+			if segs, _ := filepath.Glob(filepath.Join(dir, "*"+segmentSuffix)); len(segs) < 2 {
+				t.Fatalf("%d segment files: the group was meant to cross segments", len(segs))
+			}
+			s.Close()
+			s = openSpool(t, dir, 16<<10)
+			if got := drain(t, s); !slices.Equal(got, seq(0, 1200)) {
+				t.Fatalf("after a restart %d values, want 0..1199 in order", len(got))
 			}
 		}},
 	} {

@@ -21,6 +21,7 @@ Usage:
   amas migrate up|down [N]|status [flags]  database migrations
   amas user    create|passwd|list [flags]  user accounts
   amas token   create|list|revoke [flags]  API tokens for agents and ingest clients
+  amas rules   export|import [flags]       alert rules as YAML, for review in git
   amas agent   [flags]                     run the collector agent on a monitored host
   amas version                             build information
 
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return user(ctx, rest, stdout, stderr)
 	case "token":
 		return token(ctx, rest, stdout, stderr)
+	case "rules":
+		return rulesCmd(ctx, rest, stdout, stderr)
 	case "agent":
 		return agentCmd(ctx, rest, stdout, stderr)
 	case "version":

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/amas-eye/amas/alerting/expr"
+	"github.com/amas-eye/amas/alerting/rule"
+	"github.com/amas-eye/amas/app"
+	"github.com/amas-eye/amas/store"
+)
+
+// rulesCmd is `amas rules export [--file F]` and `amas rules import --file F
+// [--dry-run]`: alert rules as YAML, for review in git.
+func rulesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("rules needs export or import")
+	}
+	sub, rest := args[0], args[1:]
+	var (
+		file   string
+		dryRun bool
+	)
+	cfg, _, err := serverFlags("rules "+sub, rest, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&file, "file", "", "the YAML rules file (export: default standard output; import: required)")
+		if sub == "import" {
+			fs.BoolVar(&dryRun, "dry-run", false, "check the file and report what would change, without changing anything")
+		}
+	})
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "export", "import":
+	default:
+		return fmt.Errorf("rules: unknown subcommand %q (want export or import)", sub)
+	}
+	if sub == "import" && file == "" {
+		return errors.New("rules import needs --file")
+	}
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	db, err := app.OpenDatabase(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close(context.Background())
+	if !cfg.NoMigrate {
+		if _, err := db.Migrate(ctx); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
+	if sub == "export" {
+		return exportRules(ctx, db.Store, file, stdout)
+	}
+	return importRules(ctx, db.Store, file, dryRun, stdout)
+}
+
+func exportRules(ctx context.Context, st *store.Store, file string, stdout io.Writer) error {
+	recs, err := st.AlertRules(ctx)
+	if err != nil {
+		return err
+	}
+	rules := make([]*rule.Rule, len(recs))
+	for i, rec := range recs {
+		if rules[i], err = rule.FromRecord(rec); err != nil {
+			return err
+		}
+	}
+	out, err := rule.EncodeFile(rules)
+	if err != nil {
+		return err
+	}
+	if file == "" {
+		_, err := stdout.Write(out)
+		return err
+	}
+	if err := os.WriteFile(file, out, 0o644); err != nil {
+		return fmt.Errorf("--file: %w", err)
+	}
+	fmt.Fprintf(stdout, "exported %d rules to %s\n", len(rules), file)
+	return nil
+}
+
+func importRules(ctx context.Context, st *store.Store, file string, dryRun bool, stdout io.Writer) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("--file: %w", err)
+	}
+	rules, err := rule.DecodeFile(data, expr.Compile)
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	recs := make([]store.AlertRuleRecord, len(rules))
+	for i, r := range rules {
+		if recs[i], err = r.Record(); err != nil {
+			return err
+		}
+	}
+	if dryRun {
+		fmt.Fprintf(stdout, "%s: %d rules, all valid (dry run: nothing changed)\n", file, len(rules))
+		return nil
+	}
+	res, err := st.ImportAlertRules(ctx, recs, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "imported %s: %d created, %d updated, %d unchanged (rules not in the file are kept)\n",
+		file, res.Created, res.Updated, res.Unchanged)
+	return nil
+}

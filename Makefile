@@ -33,12 +33,14 @@ bench:
 	$(GO) run ./bench/ingest
 	$(GO) run ./bench/otlp
 	$(GO) run ./bench/agent
+	$(GO) run ./bench/alert
 	$(GO) run ./bench/notify
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParsePutLine -fuzztime $(FUZZTIME) ./ingest/opentsdb
 	$(GO) test -run '^$$' -fuzz FuzzDecodeJSON -fuzztime $(FUZZTIME) ./ingest/opentsdb
 	$(GO) test -run '^$$' -fuzz FuzzOTLPJSON -fuzztime $(FUZZTIME) ./ingest/otlp
+	$(GO) test -run '^$$' -fuzz FuzzCompile -fuzztime $(FUZZTIME) ./alerting/expr
 
 generate:
 	$(GO) generate ./...

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -135,6 +136,7 @@ type SpanBatch struct {
 type SpanWriter struct {
 	st         *Store
 	partitions partitionCache
+	recorded   operationCache
 	batches    atomic.Int64 // the last batch number used
 }
 
@@ -192,14 +194,13 @@ func (w *SpanWriter) WriteSpans(ctx context.Context, spans []Span) error {
 		return nil
 	}
 	days := map[time.Time]bool{}
-	type op struct{ service, name string }
-	ops := map[op]time.Time{}
+	ops := map[spanOp]time.Time{}
 	services := map[string]bool{}
 	from, to := spans[0].Start, spans[0].Start
 	for i := range spans {
 		sp := &spans[i]
 		days[Day(sp.Start)] = true
-		k := op{sp.Service, sp.Name}
+		k := spanOp{sp.Service, sp.Name}
 		if sp.Start.After(ops[k]) {
 			ops[k] = sp.Start
 		}
@@ -213,12 +214,9 @@ func (w *SpanWriter) WriteSpans(ctx context.Context, spans []Span) error {
 	if err := w.EnsureSpanPartitions(ctx, dayList...); err != nil {
 		return err
 	}
+	keys, undo := w.recorded.due(ops)
 	// Sorted, so concurrent writers lock span_operations rows in one order.
-	keys := make([]op, 0, len(ops))
-	for k := range ops {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b op) int {
+	slices.SortFunc(keys, func(a, b spanOp) int {
 		if c := strings.Compare(a.service, b.service); c != 0 {
 			return c
 		}
@@ -245,17 +243,65 @@ func (w *SpanWriter) WriteSpans(ctx context.Context, spans []Span) error {
 		}
 		// One round trip for both.
 		b := &pgx.Batch{}
-		b.Queue(upsertOperations, opServices, opNames, opSeen)
+		if len(keys) > 0 {
+			b.Queue(upsertOperations, opServices, opNames, opSeen)
+		}
 		b.Queue(`SELECT pg_notify($1, $2)`, SpansChannel, string(payload))
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("record operations and announce spans: %w", err)
 		}
 		return nil
 	})
+	if err != nil {
+		undo()
+	}
 	if isMissingPartition(err) {
 		w.partitions.reset()
 	}
 	return err
+}
+
+type spanOp struct{ service, name string }
+
+// operationCache remembers the last_seen each (service, operation) was last
+// recorded with, so a batch upserts only the pairs that are new or a minute
+// later than recorded. Without it every batch would lock the same
+// span_operations rows and concurrent writers would wait on each other.
+type operationCache struct {
+	mu   sync.Mutex
+	seen map[spanOp]time.Time
+}
+
+// due returns the pairs of ops to record, marking them recorded; undo restores
+// the marks when the write fails.
+func (c *operationCache) due(ops map[spanOp]time.Time) ([]spanOp, func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seen == nil {
+		c.seen = map[spanOp]time.Time{}
+	}
+	var keys []spanOp
+	prev := map[spanOp]time.Time{}
+	for k, t := range ops {
+		last, ok := c.seen[k]
+		if ok && !t.After(last.Add(time.Minute)) {
+			continue
+		}
+		keys = append(keys, k)
+		prev[k] = last
+		c.seen[k] = t
+	}
+	return keys, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for k, t := range prev {
+			if t.IsZero() {
+				delete(c.seen, k)
+			} else {
+				c.seen[k] = t
+			}
+		}
+	}
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -1,13 +1,17 @@
 package dispatch_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
@@ -28,6 +32,27 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var t0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// golden compares got with testdata/name, or rewrites it under -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(want, got) {
+		t.Errorf("%s differs from the golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
 
 // clock is the fake time of grouping decisions.
 type clock struct {
@@ -74,7 +99,7 @@ func (e *engine) fire(at time.Time, kv ...string) alerting.Alert {
 	}
 	a := alerting.Alert{RuleID: 1, RuleName: l["alertname"], Labels: l, Fingerprint: l.Fingerprint(),
 		Annotations: map[string]string{"summary": l["alertname"] + " on " + l["host"]},
-		State:       alerting.StateFiring, Severity: alerting.SeverityCritical, StartsAt: at, UpdatedAt: at}
+		State:       alerting.StateFiring, Severity: alerting.SeverityCritical, StartsAt: at, UpdatedAt: at, GeneratorURL: "/alerting/rules/1"}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.alerts[a.Fingerprint] = a
@@ -114,6 +139,7 @@ type hook struct {
 	srv *httptest.Server
 	mu  sync.Mutex
 	got []payload
+	raw [][]byte
 	// fail answers the next n requests with 503.
 	fail int
 }
@@ -134,6 +160,7 @@ func newHook(t *testing.T) *hook {
 			t.Errorf("webhook body: %v", err)
 		}
 		h.got = append(h.got, p)
+		h.raw = append(h.raw, b)
 	}))
 	t.Cleanup(h.srv.Close)
 	return h
@@ -143,6 +170,12 @@ func (h *hook) payloads() []payload {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return slices.Clone(h.got)
+}
+
+func (h *hook) bodies() [][]byte {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.raw)
 }
 
 func (h *hook) failNext(n int) {
@@ -438,4 +471,34 @@ func mustAlerts(t *testing.T, f *fixture) []alerting.Alert {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// TestGroupedPayloadExactly checks the whole webhook body of a grouped message
+// with a firing and a resolved alert against the golden file.
+func TestGroupedPayloadExactly(t *testing.T) {
+	f := newFixture(t, dispatch.Config{ExternalURL: "http://amas.example.com"})
+	h := newHook(t)
+	team, _ := alerting.NewMatcher("team", alerting.MatchEqual, "db")
+	f.routes(dispatch.Route{GroupBy: []string{"alertname"}, GroupWait: d(time.Minute), GroupInterval: d(time.Minute), Routes: []dispatch.Route{
+		{Matchers: alerting.Matchers{team}, Channels: []int64{f.channel("db-oncall", h, true)}, GroupBy: []string{"alertname", "cluster"}},
+	}})
+	a := f.eng.fire(t0, "alertname", "ReplicationLag", "team", "db", "cluster", "c1", "host", "db-1", "severity", "critical")
+	f.eng.fire(t0, "alertname", "ReplicationLag", "team", "db", "cluster", "c1", "host", "db-2", "severity", "critical")
+	f.eng.fire(t0, "alertname", "ReplicationLag", "team", "web", "cluster", "c1", "host", "web-1") // root: no channel
+	f.round(0)
+	f.round(time.Minute)
+	f.eng.resolve(a, t0.Add(90*time.Second))
+	f.round(time.Minute)
+	bodies := h.bodies()
+	if len(bodies) != 2 {
+		t.Fatalf("receiver got %d messages, want 2", len(bodies))
+	}
+	var out bytes.Buffer
+	for _, b := range bodies {
+		if err := json.Indent(&out, b, "", "  "); err != nil {
+			t.Fatal(err)
+		}
+		out.WriteString("\n")
+	}
+	golden(t, "grouped_webhook.json", out.Bytes())
 }

@@ -33,6 +33,7 @@ import (
 	"google.golang.org/grpc"
 	grpccodes "google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/amas-eye/amas/ingest/otlp"
@@ -584,16 +585,37 @@ func TestOTLPHTTPProtocol(t *testing.T) {
 		})
 	}
 
-	t.Run("gRPC needs a token", func(t *testing.T) {
+	t.Run("gRPC", func(t *testing.T) {
 		conn, err := grpc.NewClient(s.OTLPGRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		td, _ := testTraces("grpc-anon", false)
-		_, err = ptraceotlp.NewGRPCClient(conn).Export(context.Background(), ptraceotlp.NewExportRequestFromTraces(td))
-		if status.Code(err) != grpccodes.Unauthenticated {
-			t.Errorf("export without a token: %v, want Unauthenticated", err)
+		client := ptraceotlp.NewGRPCClient(conn)
+		small, _ := testTraces("grpc-small", false)
+		big, _ := testTraces("grpc-big", false)
+		big.ResourceSpans().At(0).Resource().Attributes().PutStr("padding", strings.Repeat("x", 5000))
+		withToken := func(token string) context.Context {
+			return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+		}
+		for _, tc := range []struct {
+			name string
+			ctx  context.Context
+			td   ptrace.Traces
+			want grpccodes.Code
+		}{
+			{"no token", context.Background(), small, grpccodes.Unauthenticated},
+			{"unknown token", withToken("amas_nope"), small, grpccodes.Unauthenticated},
+			{"viewer token", withToken(s.viewerToken), small, grpccodes.PermissionDenied},
+			{"oversized message", withToken(s.Bootstrap.IngestToken), big, grpccodes.ResourceExhausted},
+			{"ingest token", withToken(s.Bootstrap.IngestToken), small, grpccodes.OK},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				_, err := client.Export(tc.ctx, ptraceotlp.NewExportRequestFromTraces(tc.td))
+				if status.Code(err) != tc.want {
+					t.Errorf("export: %v, want %s", err, tc.want)
+				}
+			})
 		}
 	})
 }

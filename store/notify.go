@@ -194,11 +194,13 @@ func (s *Store) BeginNotification(ctx context.Context, term int64, e dispatch.Lo
 }
 
 // recordAttempt inserts the attempt and updates its notification in one
-// statement (one round trip, one commit).
+// statement (one round trip, one commit). Recording an attempt again only
+// updates the status (a retry given up at shutdown).
 const recordAttempt = `
 WITH attempt AS (
     INSERT INTO notification_attempts (notification_id, attempt, at, duration_ms, error, retryable)
     VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (notification_id, attempt) DO NOTHING
 )
 UPDATE notifications SET status = $7, attempts = $2, error = $5,
     finished_at = CASE WHEN $8 THEN $9::timestamptz END

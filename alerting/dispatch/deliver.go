@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -111,7 +112,10 @@ func (dl *deliverer) run(ctx context.Context, term int64, entry LogEntry, ch not
 	for n := 1; ; n++ {
 		start := time.Now()
 		at := dl.now()
-		attemptCtx, cancel := context.WithTimeout(ctx, dl.retry.Timeout)
+		// An attempt under way finishes even when the dispatcher is stopping
+		// (bounded by the attempt timeout): cut short, nobody would know whether
+		// the channel got the message.
+		attemptCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dl.retry.Timeout)
 		sendErr := sender.Send(attemptCtx, msg)
 		cancel()
 		a := Attempt{N: n, At: at, Duration: time.Since(start)}
@@ -130,7 +134,9 @@ func (dl *deliverer) run(ctx context.Context, term int64, entry LogEntry, ch not
 			return id, status, nil
 		}
 		if !dl.sleep(ctx, dl.retry.backoff(n)) {
-			return id, status, ctx.Err()
+			// Stopping during the back-off: the last attempt failed, so the
+			// message counts as not sent and the next leader sends it.
+			return id, StatusFailed, errors.Join(ctx.Err(), dl.giveUp(ctx, id, a, ch))
 		}
 	}
 }
@@ -149,6 +155,18 @@ func (dl *deliverer) record(ctx context.Context, id int64, a Attempt, status Sta
 	defer cancel()
 	if err := dl.log.RecordAttempt(rctx, id, a, status); err != nil {
 		return fmt.Errorf("record attempt %d of notification %d: %w", a.N, id, err)
+	}
+	return nil
+}
+
+// giveUp marks a notification failed after its last attempt was recorded as
+// retrying.
+func (dl *deliverer) giveUp(ctx context.Context, id int64, a Attempt, ch notifiers.Channel) error {
+	dl.metrics.notifications.WithLabelValues(ch.Type, string(StatusFailed)).Inc()
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := dl.log.RecordAttempt(rctx, id, a, StatusFailed); err != nil {
+		return fmt.Errorf("give up notification %d: %w", id, err)
 	}
 	return nil
 }

@@ -502,3 +502,25 @@ func TestGroupedPayloadExactly(t *testing.T) {
 	}
 	golden(t, "grouped_webhook.json", out.Bytes())
 }
+
+// TestStopDuringBackoffCountsAsNotSent: a dispatcher stopped between attempts
+// leaves the message failed, so the next flush (or leader) sends it.
+func TestStopDuringBackoffCountsAsNotSent(t *testing.T) {
+	f := newFixture(t, dispatch.Config{})
+	h := newHook(t)
+	f.routes(dispatch.Route{Channels: []int64{f.channel("ops", h, true)}, GroupWait: d(0), GroupInterval: d(time.Minute)})
+	stopping := dispatch.New(dispatch.Deps{Alerts: f.eng, Settings: f.st, Log: f.st, Leader: f.st,
+		Sleep: func(context.Context, time.Duration) bool { return false }},
+		dispatch.Config{Now: f.clk.Now, Retry: dispatch.RetryPolicy{Attempts: 3}})
+	f.eng.fire(t0, "alertname", "Down", "host", "a")
+	h.failNext(1)
+	if _, err := stopping.Round(context.Background(), f.lease.Term()); err != nil {
+		t.Fatal(err)
+	}
+	log, err := f.st.Notifications(context.Background(), store.NotificationFilter{})
+	if err != nil || len(log) != 1 || log[0].Status != dispatch.StatusFailed || len(log[0].AttemptList) != 1 {
+		t.Fatalf("log = %+v, %v; want one failed notification with its one attempt", log, err)
+	}
+	f.round(time.Minute)
+	f.expect(h, "firing [firing:a]")
+}

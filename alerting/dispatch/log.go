@@ -101,7 +101,8 @@ type Log interface {
 	// BeginNotification logs e before it is sent, if term is still the current
 	// term (test notifications need none), and returns its ID.
 	BeginNotification(ctx context.Context, term int64, e LogEntry) (int64, error)
-	// RecordAttempt stores one attempt and the entry's status after it.
+	// RecordAttempt stores one attempt and the entry's status after it; the same
+	// attempt again only changes the status.
 	RecordAttempt(ctx context.Context, id int64, a Attempt, status Status) error
 }
 

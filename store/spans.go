@@ -236,9 +236,7 @@ func (w *SpanWriter) WriteSpans(ctx context.Context, spans []Span) error {
 	note.Batch = w.batches.Add(1)
 	payload, _ := json.Marshal(note)
 	err := pgx.BeginFunc(ctx, w.st.pool, func(tx pgx.Tx) error {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"spans"}, SpanColumns, pgx.CopyFromSlice(len(spans), func(i int) ([]any, error) {
-			return SpanRow(&spans[i], note.Batch), nil
-		})); err != nil {
+		if err := w.copySpans(ctx, tx, spans, note.Batch); err != nil {
 			return fmt.Errorf("copy spans: %w", err)
 		}
 		// One round trip for both.
@@ -259,6 +257,48 @@ func (w *SpanWriter) WriteSpans(ctx context.Context, spans []Span) error {
 		w.partitions.reset()
 	}
 	return err
+}
+
+const insertSpans = `INSERT INTO spans (trace_id, span_id, parent_span_id, service, name, kind, start_time, duration_ns,
+    status_code, status_message, attributes, resource, events, links, batch)
+SELECT *, $15::bigint FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::text[], $5::text[], $6::int2[],
+    $7::timestamptz[], $8::int8[], $9::int2[], $10::text[], $11::jsonb[], $12::jsonb[], $13::jsonb[], $14::jsonb[])`
+
+// copySpans writes spans with COPY, or with INSERTs of arrays of at most
+// insertBatch rows where the server cannot COPY FROM STDIN (PGlite).
+func (w *SpanWriter) copySpans(ctx context.Context, tx pgx.Tx, spans []Span, batch int64) error {
+	if !w.st.noCopy {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"spans"}, SpanColumns, pgx.CopyFromSlice(len(spans), func(i int) ([]any, error) {
+			return SpanRow(&spans[i], batch), nil
+		}))
+		return err
+	}
+	for lo := 0; lo < len(spans); lo += insertBatch {
+		part := spans[lo:min(lo+insertBatch, len(spans))]
+		n := len(part)
+		traces, ids, parents := make([][]byte, n), make([][]byte, n), make([][]byte, n)
+		services, names, messages := make([]string, n), make([]string, n), make([]string, n)
+		kinds, codes := make([]int16, n), make([]int16, n)
+		starts, durs := make([]time.Time, n), make([]int64, n)
+		attrs, res, events, links := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		for i := range part {
+			sp := &part[i]
+			traces[i], ids[i] = sp.TraceID[:], sp.SpanID[:]
+			if !sp.ParentSpanID.IsZero() {
+				parents[i] = sp.ParentSpanID[:]
+			}
+			services[i], names[i], messages[i] = sp.Service, sp.Name, sp.StatusMessage
+			kinds[i], codes[i] = int16(sp.Kind), int16(sp.StatusCode)
+			starts[i], durs[i] = sp.Start, sp.Duration.Nanoseconds()
+			attrs[i], res[i] = jsonOr(sp.Attributes, "{}"), jsonOr(sp.Resource, "{}")
+			events[i], links[i] = jsonOr(sp.Events, "[]"), jsonOr(sp.Links, "[]")
+		}
+		if _, err := tx.Exec(ctx, insertSpans, traces, ids, parents, services, names, kinds, starts, durs,
+			codes, messages, attrs, res, events, links, batch); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 type spanOp struct{ service, name string }

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -205,28 +204,31 @@ func (d *Dispatcher) Round(ctx context.Context, term int64) (time.Time, error) {
 	d.regroup(tree, alerts, now)
 	rs := newRoundState(st, alerts, now)
 	var due []*group
-	next := time.Time{}
 	for _, g := range d.groups {
 		if !g.nextFlush.After(now) {
 			due = append(due, g)
+		}
+	}
+	slices.SortFunc(due, func(a, b *group) int { return compareStrings(a.key, b.key) })
+	// On a failed read the groups stay due, for the next round.
+	if rs.last, err = d.lastNotifications(ctx, due); err != nil {
+		return now.Add(d.cfg.Tick), err
+	}
+	next := time.Time{}
+	for _, g := range d.groups {
+		if !g.nextFlush.After(now) {
 			g.nextFlush = now.Add(g.route.Opts.GroupInterval)
 		}
 		if next.IsZero() || g.nextFlush.Before(next) {
 			next = g.nextFlush
 		}
 	}
-	slices.SortFunc(due, func(a, b *group) int { return compareStrings(a.key, b.key) })
-	if rs.last, err = d.lastNotifications(ctx, due); err != nil {
-		return next, err
-	}
 	eg, egCtx := errgroup.WithContext(ctx)
 	eg.SetLimit(d.cfg.Concurrency)
-	var mu sync.Mutex
 	for _, g := range due {
+		// Each goroutine touches only its own group.
 		eg.Go(func() error {
 			done, err := d.flush(egCtx, term, g, rs)
-			mu.Lock()
-			defer mu.Unlock()
 			g.flushed = true
 			if done {
 				for _, a := range g.alerts {

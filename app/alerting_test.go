@@ -42,6 +42,14 @@ func TestAlertRuleEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("a regex PostgreSQL refuses is refused on save", func(t *testing.T) {
+		bad := map[string]any{"name": "bad regex", "expr": `avg(e2e.cpu{host=~"db-(?<x>1)"}[1m]) > 1`}
+		r := s.graphql(t, editor, create, map[string]any{"in": bad})
+		if len(r.Errors) == 0 || !strings.Contains(r.Errors[0].Message, "filter host REGEX") {
+			t.Fatalf("bad regex: %+v", r.Errors)
+		}
+	})
+
 	var created struct {
 		CreateAlertRule struct {
 			ID, Name, Kind, Interval, Owner string
@@ -114,6 +122,19 @@ func TestAlertRuleEndToEnd(t *testing.T) {
 		if a.Severity == "CRITICAL" && (a.Value != 95 || a.Annotations[0].Value != "db-1 at 95") {
 			t.Errorf("critical alert %+v", a)
 		}
+	}
+	var health struct {
+		AlertRule struct {
+			Health struct {
+				Replica        *string
+				LastEvaluation *time.Time
+				LastError      *string
+			}
+		}
+	}
+	mustData(t, s.graphql(t, s.viewerToken, fmt.Sprintf(`query { alertRule(id: %q) { health { replica lastEvaluation lastError } } }`, rule.ID), nil), &health)
+	if h := health.AlertRule.Health; h.Replica == nil || h.LastEvaluation == nil || h.LastError != nil {
+		t.Errorf("health %+v, want a replica, a last evaluation and no error", h)
 	}
 	var hist struct {
 		AlertHistory []struct{ From, To string }

@@ -892,6 +892,38 @@ func (ec *executionContext) fieldContext_AlertRule_updatedAt(_ context.Context, 
 	return graphql.NewScalarFieldContext("AlertRule", field, false, false, "Time")
 }
 
+func (ec *executionContext) _AlertRule_health(ctx context.Context, field graphql.CollectedField, obj *model.AlertRule) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AlertRule_health(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Health, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RuleHealth) graphql.Marshaler {
+			return ec.marshalNRuleHealth2ᚖgithubᚗcomᚋamasᚑeyeᚋamasᚋgraphᚋmodelᚐRuleHealth(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AlertRule_health(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AlertRule",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RuleHealth(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _AlertStateChange_id(ctx context.Context, field graphql.CollectedField, obj *model.AlertStateChange) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1625,6 +1657,98 @@ func (ec *executionContext) _RuleChange_zero(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_RuleChange_zero(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RuleChange", field, false, false, "RuleZeroBase")
+}
+
+func (ec *executionContext) _RuleHealth_replica(ctx context.Context, field graphql.CollectedField, obj *model.RuleHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleHealth_replica(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Replica, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RuleHealth_replica(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleHealth", field, false, false, "String")
+}
+
+func (ec *executionContext) _RuleHealth_lastEvaluation(ctx context.Context, field graphql.CollectedField, obj *model.RuleHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleHealth_lastEvaluation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastEvaluation, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RuleHealth_lastEvaluation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleHealth", field, false, false, "Time")
+}
+
+func (ec *executionContext) _RuleHealth_nextEvaluation(ctx context.Context, field graphql.CollectedField, obj *model.RuleHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleHealth_nextEvaluation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.NextEvaluation, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RuleHealth_nextEvaluation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleHealth", field, false, false, "Time")
+}
+
+func (ec *executionContext) _RuleHealth_lastError(ctx context.Context, field graphql.CollectedField, obj *model.RuleHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RuleHealth_lastError(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastError, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RuleHealth_lastError(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RuleHealth", field, false, false, "String")
 }
 
 func (ec *executionContext) _RuleMatcher_key(ctx context.Context, field graphql.CollectedField, obj *model.RuleMatcher) (ret graphql.Marshaler) {
@@ -3016,6 +3140,11 @@ func (ec *executionContext) _AlertRule(ctx context.Context, sel ast.SelectionSet
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "health":
+			out.Values[i] = ec._AlertRule_health(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -3304,6 +3433,54 @@ func (ec *executionContext) _RuleChange(ctx context.Context, sel ast.SelectionSe
 		case "zero":
 			out.Values[i] = ec._RuleChange_zero(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var ruleHealthImplementors = []string{"RuleHealth"}
+
+func (ec *executionContext) _RuleHealth(ctx context.Context, sel ast.SelectionSet, obj *model.RuleHealth) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, ruleHealthImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("RuleHealth")
+		case "replica":
+			out.Values[i] = ec._RuleHealth_replica(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "lastEvaluation":
+			out.Values[i] = ec._RuleHealth_lastEvaluation(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "nextEvaluation":
+			out.Values[i] = ec._RuleHealth_nextEvaluation(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "lastError":
+			out.Values[i] = ec._RuleHealth_lastError(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -3757,6 +3934,14 @@ func (ec *executionContext) unmarshalNRuleChangeMode2githubᚗcomᚋamasᚑeye�
 
 func (ec *executionContext) marshalNRuleChangeMode2githubᚗcomᚋamasᚑeyeᚋamasᚋgraphᚋmodelᚐRuleChangeMode(ctx context.Context, sel ast.SelectionSet, v model.RuleChangeMode) graphql.Marshaler {
 	return v
+}
+
+func (ec *executionContext) marshalNRuleHealth2ᚖgithubᚗcomᚋamasᚑeyeᚋamasᚋgraphᚋmodelᚐRuleHealth(ctx context.Context, sel ast.SelectionSet, v *model.RuleHealth) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "RuleHealth!")
+		return graphql.Null
+	}
+	return ec._RuleHealth(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNRuleKind2githubᚗcomᚋamasᚑeyeᚋamasᚋgraphᚋmodelᚐRuleKind(ctx context.Context, v any) (model.RuleKind, error) {

@@ -3286,10 +3286,10 @@ func (ec *executionContext) _Query_serviceMap(ctx context.Context, field graphql
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.ServiceMap) graphql.Marshaler {
-			return ec.marshalNServiceMap2ᚖgithubᚗcomᚋamasᚑeyeᚋamasᚋgraphᚋmodelᚐServiceMap(ctx, selections, v)
+			return ec.marshalOServiceMap2ᚖgithubᚗcomᚋamasᚑeyeᚋamasᚋgraphᚋmodelᚐServiceMap(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_serviceMap(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -4408,7 +4408,7 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				})
 		case "serviceMap":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_serviceMap(ctx, field)
 				})

@@ -99,6 +99,7 @@ type ComplexityRoot struct {
 		Enabled     func(childComplexity int) int
 		Expr        func(childComplexity int) int
 		For         func(childComplexity int) int
+		Health      func(childComplexity int) int
 		ID          func(childComplexity int) int
 		Interval    func(childComplexity int) int
 		Kind        func(childComplexity int) int
@@ -397,6 +398,13 @@ type ComplexityRoot struct {
 		Mode   func(childComplexity int) int
 		Offset func(childComplexity int) int
 		Zero   func(childComplexity int) int
+	}
+
+	RuleHealth struct {
+		LastError      func(childComplexity int) int
+		LastEvaluation func(childComplexity int) int
+		NextEvaluation func(childComplexity int) int
+		Replica        func(childComplexity int) int
 	}
 
 	RuleMatcher struct {
@@ -861,6 +869,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AlertRule.For(childComplexity), true
+	case "AlertRule.health":
+		if e.ComplexityRoot.AlertRule.Health == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AlertRule.Health(childComplexity), true
 	case "AlertRule.id":
 		if e.ComplexityRoot.AlertRule.ID == nil {
 			break
@@ -2351,6 +2365,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RuleChange.Zero(childComplexity), true
 
+	case "RuleHealth.lastError":
+		if e.ComplexityRoot.RuleHealth.LastError == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleHealth.LastError(childComplexity), true
+	case "RuleHealth.lastEvaluation":
+		if e.ComplexityRoot.RuleHealth.LastEvaluation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleHealth.LastEvaluation(childComplexity), true
+	case "RuleHealth.nextEvaluation":
+		if e.ComplexityRoot.RuleHealth.NextEvaluation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleHealth.NextEvaluation(childComplexity), true
+	case "RuleHealth.replica":
+		if e.ComplexityRoot.RuleHealth.Replica == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RuleHealth.Replica(childComplexity), true
+
 	case "RuleMatcher.key":
 		if e.ComplexityRoot.RuleMatcher.Key == nil {
 			break
@@ -3593,6 +3632,18 @@ type AlertRule {
   version: Int!
   createdAt: Time!
   updatedAt: Time!
+  "How its evaluation stands."
+  health: RuleHealth!
+}
+
+type RuleHealth {
+  "The alert replica evaluating the rule; null while none holds its lease."
+  replica: String
+  "Null until it is first evaluated."
+  lastEvaluation: Time
+  nextEvaluation: Time
+  "Why the last evaluation failed (such as a regular expression PostgreSQL refuses); null when it did not."
+  lastError: String
 }
 
 type RuleQuery {
@@ -4085,7 +4136,7 @@ extend type Query {
   "The spans of one trace ordered for a call-chain (waterfall) view; null when no span of it is stored. A malformed id is an error."
   trace(id: ID!): Trace
   "Services and the calls between them, from the spans that started in [from, to)."
-  serviceMap(from: Time!, to: Time!): ServiceMap!
+  serviceMap(from: Time!, to: Time!): ServiceMap
   "Rate, errors and duration of each operation of service in buckets of step (absent: about 60 buckets)."
   operationStats(service: String!, from: Time!, to: Time!, step: Duration): [OperationStats!]!
 }
@@ -4407,6 +4458,8 @@ func (ec *executionContext) childFields_AlertRule(ctx context.Context, field gra
 		return ec.fieldContext_AlertRule_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_AlertRule_updatedAt(ctx, field)
+	case "health":
+		return ec.fieldContext_AlertRule_health(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AlertRule", field.Name)
 }
@@ -4859,6 +4912,20 @@ func (ec *executionContext) childFields_RuleChange(ctx context.Context, field gr
 		return ec.fieldContext_RuleChange_zero(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RuleChange", field.Name)
+}
+
+func (ec *executionContext) childFields_RuleHealth(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "replica":
+		return ec.fieldContext_RuleHealth_replica(ctx, field)
+	case "lastEvaluation":
+		return ec.fieldContext_RuleHealth_lastEvaluation(ctx, field)
+	case "nextEvaluation":
+		return ec.fieldContext_RuleHealth_nextEvaluation(ctx, field)
+	case "lastError":
+		return ec.fieldContext_RuleHealth_lastError(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type RuleHealth", field.Name)
 }
 
 func (ec *executionContext) childFields_RuleMatcher(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {

@@ -31,7 +31,8 @@ CREATE TABLE alert_rule_leases (
     owner        text,
     lease_until  timestamptz NOT NULL DEFAULT 'epoch',
     next_eval_at timestamptz NOT NULL DEFAULT 'epoch',
-    last_eval_at timestamptz
+    last_eval_at timestamptz,
+    last_error   text NOT NULL DEFAULT ''   -- why the last evaluation failed; '' when it did not
 );
 CREATE INDEX alert_rule_leases_owner ON alert_rule_leases (owner);
 

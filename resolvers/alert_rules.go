@@ -26,6 +26,8 @@ type RuleStore interface {
 	CreateAlertRule(ctx context.Context, r store.AlertRuleRecord, now time.Time) (store.AlertRuleRecord, error)
 	UpdateAlertRule(ctx context.Context, r store.AlertRuleRecord, now time.Time) (store.AlertRuleRecord, error)
 	DeleteAlertRule(ctx context.Context, id int64, now time.Time) error
+	AlertRuleHealth(ctx context.Context, ruleIDs []int64) (map[int64]store.RuleHealth, error)
+	CheckTagRegexes(ctx context.Context, filters []store.TagFilter) error
 }
 
 // AlertReader reads alert instances and their history (store.Store).
@@ -124,6 +126,43 @@ func tagMap(tags []model.TagInput) map[string]string {
 	return out
 }
 
+// rulesOut maps stored rules, with their health, for the API.
+func (r *Resolver) rulesOut(ctx context.Context, recs ...store.AlertRuleRecord) ([]model.AlertRule, error) {
+	ids := make([]int64, len(recs))
+	for i, rec := range recs {
+		ids[i] = rec.ID
+	}
+	health, err := r.cfg.AlertRules.Rules.AlertRuleHealth(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]model.AlertRule, len(recs))
+	for i, rec := range recs {
+		ru, err := ruleOut(rec)
+		if err != nil {
+			return nil, err
+		}
+		ru.Health = healthOut(health[rec.ID])
+		out[i] = *ru
+	}
+	return out, nil
+}
+
+func healthOut(h store.RuleHealth) *model.RuleHealth {
+	out := &model.RuleHealth{LastEvaluation: optTime(h.LastEvalAt)}
+	if h.Owner != "" {
+		out.Replica = &h.Owner
+	}
+	if h.NextEvalAt.After(time.Unix(0, 0)) {
+		next := h.NextEvalAt
+		out.NextEvaluation = &next
+	}
+	if h.LastError != "" {
+		out.LastError = &h.LastError
+	}
+	return out
+}
+
 func ruleOut(rec store.AlertRuleRecord) (*model.AlertRule, error) {
 	r, err := rule.FromRecord(rec)
 	if err != nil {
@@ -198,6 +237,11 @@ func (r *Resolver) saveRule(ctx context.Context, id int64, in model.AlertRuleInp
 	if err != nil {
 		return nil, err
 	}
+	// PostgreSQL's regex dialect decides, now rather than at every evaluation.
+	_, filters := ru.SeriesQuery()
+	if err := r.cfg.AlertRules.Rules.CheckTagRegexes(ctx, filters); err != nil {
+		return nil, previewError(err)
+	}
 	ru.ID = id
 	rec, err := ru.Record()
 	if err != nil {
@@ -212,7 +256,11 @@ func (r *Resolver) saveRule(ctx context.Context, id int64, in model.AlertRuleInp
 	if err != nil {
 		return nil, saveRuleError(err, ru.Name, id)
 	}
-	return ruleOut(rec)
+	out, err := r.rulesOut(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	return &out[0], nil
 }
 
 // floatOut is v for the API: nil without a value, or when it is not finite (JSON

@@ -43,7 +43,11 @@ func (r *mutationResolver) SetAlertRuleEnabled(ctx context.Context, id string, e
 	if err != nil {
 		return nil, saveRuleError(err, rec.Name, n)
 	}
-	return ruleOut(rec)
+	out, err := r.rulesOut(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	return &out[0], nil
 }
 
 func (r *mutationResolver) DeleteAlertRule(ctx context.Context, id string) (bool, error) {
@@ -62,15 +66,7 @@ func (r *queryResolver) AlertRules(ctx context.Context) ([]model.AlertRule, erro
 	if err != nil {
 		return nil, err
 	}
-	out := make([]model.AlertRule, 0, len(recs))
-	for _, rec := range recs {
-		ru, err := ruleOut(rec)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *ru)
-	}
-	return out, nil
+	return r.rulesOut(ctx, recs...)
 }
 
 func (r *queryResolver) AlertRule(ctx context.Context, id string) (*model.AlertRule, error) {
@@ -85,7 +81,11 @@ func (r *queryResolver) AlertRule(ctx context.Context, id string) (*model.AlertR
 	if err != nil {
 		return nil, err
 	}
-	return ruleOut(rec)
+	out, err := r.rulesOut(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	return &out[0], nil
 }
 
 func (r *queryResolver) RuleTest(ctx context.Context, rule model.AlertRuleInput, at *time.Time) (*model.RuleTestResult, error) {

@@ -252,3 +252,10 @@ func sameRule(a, b AlertRuleRecord) bool {
 	by, _ := json.Marshal(y)
 	return string(ax) == string(by)
 }
+
+// CheckTagRegexes compiles the regular expressions of filters in PostgreSQL, whose
+// dialect they use, so a rule is refused when it is saved rather than failing at
+// every evaluation. The error wraps ErrBadQuery and names the filter.
+func (s *Store) CheckTagRegexes(ctx context.Context, filters []TagFilter) error {
+	return s.checkRegexes(ctx, filters)
+}

@@ -204,6 +204,7 @@ type RuleEvaluation struct {
 	RuleID      int64
 	RuleVersion int64 // the definition evaluated; a rule edited since is not written
 	NextEvalAt  time.Time
+	Error       string // why the evaluation failed; empty when it did not
 	Instances   []AlertInstance
 	Changes     []StateChange
 }
@@ -241,8 +242,8 @@ SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::jsonb[], $5::text
 RETURNING id, rule_id, fingerprint, from_state, to_state, severity, at`
 
 const advanceLeases = `
-UPDATE alert_rule_leases l SET next_eval_at = e.next_eval_at, last_eval_at = $2
-FROM unnest($1::bigint[], $3::timestamptz[]) AS e(rule_id, next_eval_at)
+UPDATE alert_rule_leases l SET next_eval_at = e.next_eval_at, last_eval_at = $2, last_error = e.error
+FROM unnest($1::bigint[], $3::timestamptz[], $4::text[]) AS e(rule_id, next_eval_at, error)
 WHERE l.rule_id = e.rule_id`
 
 const notifyAlerts = `SELECT count(pg_notify($1, p)) FROM unnest($2::text[]) AS p`
@@ -286,10 +287,11 @@ func (s *Store) CommitEvaluations(ctx context.Context, owner string, now time.Ti
 	}
 	ids := make([]int64, len(kept))
 	next := make([]time.Time, len(kept))
+	errs := make([]string, len(kept))
 	for i, e := range kept {
-		ids[i], next[i] = e.RuleID, e.NextEvalAt
+		ids[i], next[i], errs[i] = e.RuleID, e.NextEvalAt, e.Error
 	}
-	if _, err := tx.Exec(ctx, advanceLeases, ids, now, next); err != nil {
+	if _, err := tx.Exec(ctx, advanceLeases, ids, now, next, errs); err != nil {
 		return nil, nil, fmt.Errorf("advance rule schedule: %w", err)
 	}
 	if err := notifyEvents(ctx, tx, events); err != nil {

@@ -119,3 +119,44 @@ func (s *Store) LeaveAlertReplicas(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// RuleHealth is how a rule's evaluation stands.
+type RuleHealth struct {
+	RuleID     int64
+	Owner      string    // the replica holding the lease; empty when none does
+	LeaseUntil time.Time // when the lease runs out
+	NextEvalAt time.Time
+	LastEvalAt time.Time // zero: never evaluated
+	LastError  string    // why the last evaluation failed; empty when it did not
+}
+
+const selectRuleHealth = `
+SELECT rule_id, coalesce(owner, ''), lease_until, next_eval_at, last_eval_at, last_error
+FROM alert_rule_leases WHERE rule_id = ANY($1)`
+
+// AlertRuleHealth returns the evaluation state of the given rules, by rule id.
+func (s *Store) AlertRuleHealth(ctx context.Context, ruleIDs []int64) (map[int64]RuleHealth, error) {
+	rows, err := s.pool.Query(ctx, selectRuleHealth, ruleIDs)
+	if err != nil {
+		return nil, fmt.Errorf("read rule health: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (RuleHealth, error) {
+		var (
+			h    RuleHealth
+			last *time.Time
+		)
+		err := row.Scan(&h.RuleID, &h.Owner, &h.LeaseUntil, &h.NextEvalAt, &last, &h.LastError)
+		if last != nil {
+			h.LastEvalAt = *last
+		}
+		return h, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read rule health: %w", err)
+	}
+	out := make(map[int64]RuleHealth, len(list))
+	for _, h := range list {
+		out[h.RuleID] = h
+	}
+	return out, nil
+}

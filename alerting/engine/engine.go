@@ -93,7 +93,8 @@ func (o *Options) fill() {
 
 // held is a rule this engine holds the lease of, with its instances.
 type held struct {
-	rule      *rule.Rule // nil: the stored definition could not be read
+	rule      *rule.Rule // nil: the stored definition could not be read (loadErr says why)
+	loadErr   string
 	version   int64
 	nextEval  time.Time
 	instances map[string]store.AlertInstance
@@ -242,7 +243,7 @@ func (e *Engine) load(ctx context.Context, ids, fresh []int64) error {
 		}
 		if err != nil {
 			e.log.Error("stored rule cannot be evaluated", "rule", rec.ID, "err", err)
-			h.rule = nil
+			h.rule, h.loadErr = nil, err.Error()
 			continue
 		}
 		h.rule = r
@@ -301,7 +302,8 @@ func (e *Engine) evaluateDue(ctx context.Context, now time.Time) (TickReport, er
 			jobs = append(jobs, Job{Rule: h.rule, At: now})
 		} else {
 			// Unreadable definition: keep the schedule moving, change nothing.
-			evals = append(evals, store.RuleEvaluation{RuleID: id, RuleVersion: h.version, NextEvalAt: now.Add(rule.DefaultInterval)})
+			evals = append(evals, store.RuleEvaluation{RuleID: id, RuleVersion: h.version, NextEvalAt: now.Add(rule.DefaultInterval),
+				Error: "the stored rule cannot be read: " + h.loadErr})
 		}
 	}
 	if len(ids) == 0 {
@@ -320,6 +322,7 @@ func (e *Engine) evaluateDue(ctx context.Context, now time.Time) (TickReport, er
 		ev := store.RuleEvaluation{RuleID: j.Rule.ID, RuleVersion: h.version, NextEvalAt: nextEval(h.nextEval, j.Rule.Interval.D(), now)}
 		if results[i].Err != nil {
 			rep.Failed++
+			ev.Error = results[i].Err.Error()
 			e.log.Warn("rule evaluation failed", "rule", j.Rule.ID, "name", j.Rule.Name, "err", results[i].Err)
 		} else {
 			ev.Instances, ev.Changes = Step(j.Rule, h.instances, results[i].Groups, now)

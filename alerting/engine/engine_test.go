@@ -413,3 +413,24 @@ func TestTwoEnginesFailover(t *testing.T) {
 		t.Errorf("a, back from the dead, wrote %v", rep.Written)
 	}
 }
+
+func TestFailingRuleRecordsItsError(t *testing.T) {
+	f := newFixture(t)
+	bad := f.rule("bad", `avg(m{host=~"db-(?<x>1)"}[1m]) > 1`, 10*time.Second, rule.NoDataOK)
+	good := f.rule("good", `avg(m[1m]) > 1`, 10*time.Second, rule.NoDataOK)
+	f.point("m", "db-1", t0.Add(-time.Second), 5)
+	rep := f.tick(f.engine("a"), t0)
+	if rep.Evaluated != 2 || rep.Failed != 1 || len(rep.Events) != 1 {
+		t.Fatalf("tick %+v, want both evaluated, bad failed, good firing", rep)
+	}
+	health, err := f.st.AlertRuleHealth(context.Background(), []int64{bad.ID, good.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := health[bad.ID]; h.Owner != "a" || !h.LastEvalAt.Equal(t0) || h.LastError == "" {
+		t.Errorf("bad rule health %+v, want its error recorded", h)
+	}
+	if h := health[good.ID]; h.LastError != "" || !h.NextEvalAt.Equal(t0.Add(10*time.Second)) {
+		t.Errorf("good rule health %+v", h)
+	}
+}

@@ -97,6 +97,12 @@ func importRules(ctx context.Context, st *store.Store, file string, dryRun bool,
 	}
 	recs := make([]store.AlertRuleRecord, len(rules))
 	for i, r := range rules {
+		// PostgreSQL's regex dialect decides, now rather than at every evaluation.
+		if _, filters := r.SeriesQuery(); len(filters) > 0 {
+			if err := st.CheckTagRegexes(ctx, filters); err != nil {
+				return fmt.Errorf("%s: rule %q: %w", file, r.Name, err)
+			}
+		}
 		if recs[i], err = r.Record(); err != nil {
 			return err
 		}

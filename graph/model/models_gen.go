@@ -119,6 +119,8 @@ type AlertRule struct {
 	Version   int       `json:"version"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
+	// How its evaluation stands.
+	Health *RuleHealth `json:"health"`
 }
 
 // A rule. Give the condition either as expr (e.g.
@@ -482,6 +484,16 @@ type RuleChangeInput struct {
 	Mode   RuleChangeMode `json:"mode"`
 	// Default NODATA.
 	Zero *RuleZeroBase `json:"zero,omitempty"`
+}
+
+type RuleHealth struct {
+	// The alert replica evaluating the rule; null while none holds its lease.
+	Replica *string `json:"replica,omitempty"`
+	// Null until it is first evaluated.
+	LastEvaluation *time.Time `json:"lastEvaluation,omitempty"`
+	NextEvaluation *time.Time `json:"nextEvaluation,omitempty"`
+	// Why the last evaluation failed (such as a regular expression PostgreSQL refuses); null when it did not.
+	LastError *string `json:"lastError,omitempty"`
 }
 
 type RuleMatcher struct {

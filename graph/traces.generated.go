@@ -2322,14 +2322,6 @@ func (ec *executionContext) marshalNServiceEdge2ᚕgithubᚗcomᚋamasᚑeyeᚋa
 	return ret
 }
 
-func (ec *executionContext) marshalNServiceMap2ᚖgithubᚗcomᚋamasᚑeyeᚋamasᚋgraphᚋmodelᚐServiceMap(ctx context.Context, sel ast.SelectionSet, v *model.ServiceMap) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "ServiceMap!")
-		return graphql.Null
-	}
-	return ec._ServiceMap(ctx, sel, v)
-}
-
 func (ec *executionContext) marshalNServiceNode2githubᚗcomᚋamasᚑeyeᚋamasᚋgraphᚋmodelᚐServiceNode(ctx context.Context, sel ast.SelectionSet, v model.ServiceNode) graphql.Marshaler {
 	return ec._ServiceNode(ctx, sel, &v)
 }
@@ -2478,6 +2470,13 @@ func (ec *executionContext) unmarshalOLiveSpanFilter2ᚖgithubᚗcomᚋamasᚑey
 	}
 	res, err := ec.unmarshalInputLiveSpanFilter(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOServiceMap2ᚖgithubᚗcomᚋamasᚑeyeᚋamasᚋgraphᚋmodelᚐServiceMap(ctx context.Context, sel ast.SelectionSet, v *model.ServiceMap) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ServiceMap(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOTrace2ᚖgithubᚗcomᚋamasᚑeyeᚋamasᚋgraphᚋmodelᚐTrace(ctx context.Context, sel ast.SelectionSet, v *model.Trace) graphql.Marshaler {

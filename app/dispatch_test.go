@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/amas-eye/amas/alerting"
+	"github.com/amas-eye/amas/alerting/notifiers/notifierstest"
 	"github.com/amas-eye/amas/auth"
 	"github.com/amas-eye/amas/store"
 )
@@ -232,5 +234,82 @@ VALUES (1, $1, 'DiskFull', $2, '{"summary":"disk full"}', 'firing', 'critical', 
 	mustData(t, r, &chans)
 	if strings.Contains(string(r.Data), "top-secret") || len(chans.Channels) != 1 {
 		t.Errorf("channels = %s", r.Data)
+	}
+}
+
+// Points sent to /api/put make a rule fire; the dispatcher sends one grouped
+// Alertmanager-format message to a webhook and one mail through a real SMTP
+// server (STARTTLS, AUTH PLAIN), then the resolved message when the value drops.
+func TestPutToGroupedWebhookAndMail(t *testing.T) {
+	s := startServer(t, "--roles", "api,ingest,alert", "--external-url", "http://amas.example.com")
+	ctx := context.Background()
+	svc := auth.NewService(s.Store().Store, auth.Options{}, slog.New(slog.DiscardHandler))
+	editor, err := svc.CreateToken(ctx, "test-editor", auth.RoleEditor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := newWebhookReceiver(t)
+	smtp := notifierstest.StartSMTP(t, notifierstest.SMTPOptions{Username: "amas", Password: "pw"})
+
+	const create = `mutation($in: ChannelInput!) { createChannel(input: $in) { id } }`
+	var web, mailCh struct{ CreateChannel struct{ ID string } }
+	mustData(t, s.graphql(t, editor, create, map[string]any{"in": map[string]any{"name": "ops", "type": "webhook",
+		"secrets": []map[string]any{{"key": "url", "value": hook.srv.URL}}}}), &web)
+	mustData(t, s.graphql(t, editor, create, map[string]any{"in": map[string]any{"name": "mail", "type": "email",
+		"settings": []map[string]any{{"key": "smarthost", "value": smtp.Addr}, {"key": "from", "value": "amas@example.com"},
+			{"key": "to", "value": "ops@example.com"}, {"key": "username", "value": "amas"}, {"key": "ca_cert", "value": smtp.CACert}},
+		"secrets": []map[string]any{{"key": "password", "value": "pw"}}}}), &mailCh)
+	mustData(t, s.graphql(t, editor, `mutation($root: NotifyRouteInput!) { setNotifyRouting(root: $root) { updatedBy } }`,
+		map[string]any{"root": map[string]any{"groupBy": []string{"alertname"}, "groupWait": "1ms", "groupInterval": "1s",
+			"channelIds": []string{web.CreateChannel.ID, mailCh.CreateChannel.ID}}}), &struct{}{})
+	var rule struct{ CreateAlertRule struct{ ID string } }
+	mustData(t, s.graphql(t, editor, `mutation($in: AlertRuleInput!) { createAlertRule(input: $in) { id } }`, map[string]any{"in": map[string]any{
+		"name": "DiskFull", "expr": `last(e2e.disk{dc="eu"}[1m]) by (host) > 90 critical`, "interval": "1s",
+		"annotations": []map[string]string{{"key": "summary", "value": "{{.Labels.host}} at {{.Value}}%"}}}}), &rule)
+
+	put := func(a, b float64) {
+		t.Helper()
+		now := time.Now().Unix()
+		body := fmt.Sprintf(`[{"metric":"e2e.disk","timestamp":%d,"value":%g,"tags":{"host":"db-1","dc":"eu"}},
+			{"metric":"e2e.disk","timestamp":%d,"value":%g,"tags":{"host":"db-2","dc":"eu"}}]`, now, a, now, b)
+		if code, msg := s.put(t, "?sync", []byte(body), false); code != http.StatusNoContent {
+			t.Fatalf("put: %d %s", code, msg)
+		}
+	}
+	put(97, 95)
+	waitFor(t, "the grouped webhook message", 20*time.Second, func() bool { return hook.count() >= 1 })
+	msg := hook.last()
+	alerts, _ := msg["alerts"].([]any)
+	if msg["receiver"] != "ops" || msg["status"] != "firing" || msg["version"] != "4" || msg["externalURL"] != "http://amas.example.com" ||
+		msg["groupKey"] != `{}:{alertname="DiskFull"}` || len(alerts) != 2 {
+		t.Fatalf("webhook message = %v", msg)
+	}
+	for i, host := range []string{"db-1", "db-2"} {
+		a := alerts[i].(map[string]any)
+		labels := a["labels"].(map[string]any)
+		annotations := a["annotations"].(map[string]any)
+		if a["status"] != "firing" || labels["host"] != host || labels["alertname"] != "DiskFull" || labels["severity"] != "critical" ||
+			!strings.HasPrefix(annotations["summary"].(string), host+" at 9") || a["generatorURL"] != "/alerting/rules/"+rule.CreateAlertRule.ID {
+			t.Errorf("alert %d = %v", i, a)
+		}
+	}
+	if groupLabels := msg["groupLabels"].(map[string]any); len(groupLabels) != 1 || groupLabels["alertname"] != "DiskFull" {
+		t.Errorf("groupLabels = %v", groupLabels)
+	}
+	mails := smtp.Wait(t, 1)
+	if m := mails[0]; !m.TLS || m.AuthUser != "amas" || !strings.Contains(string(m.Data), "Subject: [FIRING:2] DiskFull") {
+		t.Errorf("mail over TLS %v as %q:\n%s", m.TLS, m.AuthUser, m.Data)
+	}
+
+	put(10, 95)
+	waitFor(t, "the resolved message", 20*time.Second, func() bool { return hook.count() >= 2 })
+	msg = hook.last()
+	alerts, _ = msg["alerts"].([]any)
+	if len(alerts) != 2 || alerts[0].(map[string]any)["status"] != "resolved" || alerts[1].(map[string]any)["status"] != "firing" {
+		t.Errorf("after db-1 recovered: %v", msg)
+	}
+	time.Sleep(2 * time.Second) // a few group intervals: nothing new to say
+	if n := hook.count(); n != 2 {
+		t.Errorf("webhook got %d messages, want 2", n)
 	}
 }

@@ -267,8 +267,12 @@ func (d *Dispatcher) lastNotifications(ctx context.Context, due []*group) (map[L
 // regroup puts this round's alerts into their groups, creates the groups that
 // are new (due after group_wait) and drops the empty ones.
 func (d *Dispatcher) regroup(tree *Tree, alerts []alerting.Alert, now time.Time) {
+	// seenDone holds, per group, the covered resolved episodes still read: the
+	// others are forgotten, so doneResolved does not grow.
+	seenDone := map[*group]map[string]bool{}
 	for _, g := range d.groups {
 		g.alerts = g.alerts[:0]
+		seenDone[g] = map[string]bool{}
 	}
 	for _, a := range alerts {
 		if a.State != alerting.StateFiring && a.State != alerting.StateNoData && !a.Resolved() {
@@ -281,9 +285,11 @@ func (d *Dispatcher) regroup(tree *Tree, alerts []alerting.Alert, now time.Time)
 				g = &group{key: key, route: n, labels: n.groupLabels(a.Labels), nextFlush: now.Add(n.Opts.GroupWait),
 					doneResolved: map[string]bool{}}
 				d.groups[key] = g
+				seenDone[g] = map[string]bool{}
 			}
 			g.route = n // the tree may have been edited: same key, new options
 			if a.Resolved() && g.doneResolved[episode(a.Fingerprint, a.StartsAt)] {
+				seenDone[g][episode(a.Fingerprint, a.StartsAt)] = true
 				continue
 			}
 			g.alerts = append(g.alerts, a)
@@ -297,6 +303,12 @@ func (d *Dispatcher) regroup(tree *Tree, alerts []alerting.Alert, now time.Time)
 	for key, g := range d.groups {
 		if len(g.alerts) == 0 {
 			delete(d.groups, key)
+			continue
+		}
+		for ep := range g.doneResolved {
+			if !seenDone[g][ep] {
+				delete(g.doneResolved, ep)
+			}
 		}
 	}
 }

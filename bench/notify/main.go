@@ -115,7 +115,9 @@ func run(ctx context.Context, o options) error {
 	// The dispatcher: one round flushes every group.
 	received.Store(0)
 	d := dispatch.New(dispatch.Deps{Alerts: alerts, Settings: st, Log: st, Leader: st,
-		NewSender: func(c notifiers.Channel) (notifiers.Sender, error) { return notifiers.New(c, notifiers.Deps{HTTP: client}) }},
+		NewSender: func(c notifiers.Channel) (notifiers.Sender, error) {
+			return notifiers.New(c, notifiers.Deps{HTTP: client})
+		}},
 		dispatch.Config{Concurrency: o.concurrency, Now: func() time.Time { return now }})
 	lease, err := st.TryLeadDispatch(ctx, "bench")
 	if err != nil || lease == nil {

@@ -30,7 +30,7 @@ func (a *App) startAlerting(ctx context.Context) {
 		a.goRun("alert-events", func() error { return a.alerting.events.Run(ctx) })
 	}
 	if a.cfg.HasRole("alert") {
-		e := engine.New(a.db.Store, a.log, engine.Options{})
+		e := engine.New(a.db.Store, a.log, engine.Options{Registerer: a.reg})
 		a.log.Info("alert rule evaluation started", "replica", e.ID())
 		a.goRun("alert-engine", func() error { return e.Run(ctx) })
 	}

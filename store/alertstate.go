@@ -542,3 +542,15 @@ func (s *Store) AlertHistory(ctx context.Context, f HistoryFilter) ([]AlertHisto
 	}
 	return out, nil
 }
+
+const deleteClosedAlerts = `DELETE FROM alert_instances WHERE state IN ('inactive', 'resolved') AND updated_at < $1`
+
+// DeleteClosedAlerts removes the instances that are inactive or resolved and were
+// last written before before (their history stays), and returns how many.
+func (s *Store) DeleteClosedAlerts(ctx context.Context, before time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, deleteClosedAlerts, before)
+	if err != nil {
+		return 0, fmt.Errorf("delete closed alerts: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}

@@ -27,6 +27,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/amas-eye/amas/alerting/rule"
 	"github.com/amas-eye/amas/store"
 )
@@ -45,6 +47,7 @@ type RuleState interface {
 	AlertRulesByID(ctx context.Context, ids []int64) ([]store.AlertRuleRecord, error)
 	AlertInstancesOfRules(ctx context.Context, ruleIDs []int64) (map[int64][]store.AlertInstance, error)
 	CommitEvaluations(ctx context.Context, owner string, now time.Time, evals []store.RuleEvaluation) ([]int64, []store.AlertEvent, error)
+	DeleteClosedAlerts(ctx context.Context, before time.Time) (int64, error)
 }
 
 // Store is everything an Engine needs (store.Store).
@@ -68,6 +71,12 @@ type Options struct {
 	ReplicaTTL time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Registerer takes the engine's metrics; nil: none.
+	Registerer prometheus.Registerer
+	// ClosedRetention is how long an inactive or resolved instance is kept after
+	// its last change (default 24h; its history is kept regardless). Every replica
+	// deletes the expired ones once per CleanupEvery (default 1h).
+	ClosedRetention, CleanupEvery time.Duration
 }
 
 func (o *Options) fill() {
@@ -89,6 +98,12 @@ func (o *Options) fill() {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.ClosedRetention <= 0 {
+		o.ClosedRetention = 24 * time.Hour
+	}
+	if o.CleanupEvery <= 0 {
+		o.CleanupEvery = time.Hour
+	}
 }
 
 // held is a rule this engine holds the lease of, with its instances.
@@ -107,13 +122,44 @@ type Engine struct {
 	log *slog.Logger
 	opt Options
 
-	held map[int64]*held
+	held        map[int64]*held
+	m           metrics
+	lastCleanup time.Time
+}
+
+type metrics struct {
+	evaluations, failures, changes, tickErrors prometheus.Counter
+	tickSeconds                                prometheus.Histogram
+	held                                       prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) metrics {
+	m := metrics{
+		evaluations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "amas_alert_evaluations_total", Help: "Rule evaluations committed by this replica."}),
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "amas_alert_evaluation_failures_total", Help: "Rule evaluations whose query failed (the rule's health shows why)."}),
+		changes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "amas_alert_state_changes_total", Help: "Alert state changes committed and announced by this replica."}),
+		tickErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "amas_alert_tick_errors_total", Help: "Evaluation ticks that failed against the database (retried on the next tick)."}),
+		tickSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "amas_alert_tick_seconds", Help: "Time of one tick: leases, evaluation of the due rules, commit.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "amas_alert_rules_held", Help: "Rules whose evaluation lease this replica holds."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.evaluations, m.failures, m.changes, m.tickErrors, m.tickSeconds, m.held)
+	}
+	return m
 }
 
 // New returns an engine; nothing runs until Run or Tick.
 func New(st Store, log *slog.Logger, opt Options) *Engine {
 	opt.fill()
-	return &Engine{st: st, log: log.With("component", "alert-engine", "replica", opt.ID), opt: opt, held: map[int64]*held{}}
+	return &Engine{st: st, log: log.With("component", "alert-engine", "replica", opt.ID), opt: opt, held: map[int64]*held{},
+		m: newMetrics(opt.Registerer)}
 }
 
 // ID is the replica's name in the lease table.
@@ -157,13 +203,55 @@ type TickReport struct {
 func (e *Engine) Tick(ctx context.Context) (TickReport, error) {
 	now := e.opt.Now()
 	start := time.Now()
+	rep, err := e.tick(ctx, now)
+	e.m.tickSeconds.Observe(time.Since(start).Seconds())
+	e.m.held.Set(float64(rep.Held))
+	e.m.evaluations.Add(float64(len(rep.Written)))
+	e.m.failures.Add(float64(rep.Failed))
+	e.m.changes.Add(float64(len(rep.Events)))
+	if err != nil {
+		e.m.tickErrors.Inc()
+	}
+	return rep, err
+}
+
+func (e *Engine) tick(ctx context.Context, now time.Time) (TickReport, error) {
+	start := time.Now()
 	if err := e.balance(ctx, now); err != nil {
 		return TickReport{Held: len(e.held)}, err
 	}
 	balanced := time.Since(start)
 	rep, err := e.evaluateDue(ctx, now)
 	rep.Held, rep.Balance = len(e.held), balanced
-	return rep, err
+	if err != nil {
+		return rep, err
+	}
+	return rep, e.cleanup(ctx, now)
+}
+
+// cleanup forgets, in the database and in memory, the closed instances whose
+// last change is older than the retention.
+func (e *Engine) cleanup(ctx context.Context, now time.Time) error {
+	if now.Sub(e.lastCleanup) < e.opt.CleanupEvery {
+		return nil
+	}
+	before := now.Add(-e.opt.ClosedRetention)
+	n, err := e.st.DeleteClosedAlerts(ctx, before)
+	if err != nil {
+		return err
+	}
+	e.lastCleanup = now
+	for _, h := range e.held {
+		for fp, in := range h.instances {
+			if !open(in.State) && in.UpdatedAt.Before(before) {
+				delete(h.instances, fp)
+			}
+		}
+	}
+	if n > 0 {
+		e.log.Info("closed alerts past retention deleted", "count", n, "before", before)
+	}
+	return nil
 }
 
 // balance renews the held leases, forgets the lost ones, takes free ones up to the

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/amas-eye/amas/alerting"
@@ -419,9 +420,19 @@ func TestFailingRuleRecordsItsError(t *testing.T) {
 	bad := f.rule("bad", `avg(m{host=~"db-(?<x>1)"}[1m]) > 1`, 10*time.Second, rule.NoDataOK)
 	good := f.rule("good", `avg(m[1m]) > 1`, 10*time.Second, rule.NoDataOK)
 	f.point("m", "db-1", t0.Add(-time.Second), 5)
-	rep := f.tick(f.engine("a"), t0)
+	reg := prometheus.NewRegistry()
+	e := engine.New(f.st, slog.New(slog.DiscardHandler), engine.Options{ID: "a", Now: f.clk.Now, Registerer: reg})
+	rep := f.tick(e, t0)
 	if rep.Evaluated != 2 || rep.Failed != 1 || len(rep.Events) != 1 {
 		t.Fatalf("tick %+v, want both evaluated, bad failed, good firing", rep)
+	}
+	for name, want := range map[string]float64{
+		"amas_alert_evaluations_total": 2, "amas_alert_evaluation_failures_total": 1,
+		"amas_alert_state_changes_total": 1, "amas_alert_rules_held": 2, "amas_alert_tick_errors_total": 0,
+	} {
+		if got := metricValue(t, reg, name); got != want {
+			t.Errorf("%s = %g, want %g", name, got, want)
+		}
 	}
 	health, err := f.st.AlertRuleHealth(context.Background(), []int64{bad.ID, good.ID})
 	if err != nil {
@@ -433,4 +444,46 @@ func TestFailingRuleRecordsItsError(t *testing.T) {
 	if h := health[good.ID]; h.LastError != "" || !h.NextEvalAt.Equal(t0.Add(10*time.Second)) {
 		t.Errorf("good rule health %+v", h)
 	}
+}
+
+func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		m := f.GetMetric()[0]
+		if m.GetCounter() != nil {
+			return m.GetCounter().GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+func TestClosedAlertsExpire(t *testing.T) {
+	f := newFixture(t)
+	r := f.rule("spike", `max(m[1m]) > 10`, 10*time.Second, rule.NoDataOK)
+	e := engine.New(f.st, slog.New(slog.DiscardHandler), engine.Options{ID: "a", Now: f.clk.Now,
+		ClosedRetention: time.Hour, CleanupEvery: 10 * time.Minute})
+	f.point("m", "h", t0.Add(-time.Second), 50)
+	f.tick(e, t0)                     // firing
+	f.tick(e, t0.Add(90*time.Second)) // resolved: the 50 left the window
+	wantStates(t, f.states(r.ID), map[string]alerting.State{"/warning": alerting.StateResolved})
+	f.tick(e, t0.Add(50*time.Minute))
+	wantStates(t, f.states(r.ID), map[string]alerting.State{"/warning": alerting.StateResolved})
+	f.tick(e, t0.Add(time.Hour+2*time.Minute)) // past the retention of the resolution at 90s
+	wantStates(t, f.states(r.ID), map[string]alerting.State{})
+	if h := f.history(r.ID); len(h) != 2 {
+		t.Errorf("history %v, want it kept", transitions(h))
+	}
+	// The group fires again later: a fresh instance.
+	f.point("m", "h", t0.Add(2*time.Hour-time.Second), 60)
+	f.tick(e, t0.Add(2*time.Hour))
+	wantStates(t, f.states(r.ID), map[string]alerting.State{"/warning": alerting.StateFiring})
 }

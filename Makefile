@@ -40,7 +40,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParsePutLine -fuzztime $(FUZZTIME) ./ingest/opentsdb
 	$(GO) test -run '^$$' -fuzz FuzzDecodeJSON -fuzztime $(FUZZTIME) ./ingest/opentsdb
 	$(GO) test -run '^$$' -fuzz FuzzOTLPJSON -fuzztime $(FUZZTIME) ./ingest/otlp
-	$(GO) test -run '^$$' -fuzz FuzzCompile -fuzztime $(FUZZTIME) ./alerting/expr
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./alerting/expr
 
 generate:
 	$(GO) generate ./...

@@ -186,7 +186,7 @@ func TestCompileErrors(t *testing.T) {
 	}
 }
 
-func FuzzCompile(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		`avg(mysql.performance.threads_running{host=~"db-.*"}[5m]) by (host) > 50`,
 		`pct_increase(sum(http.requests{service="api"}[1h]), 1w, infinite) by (service) > 50 critical, > 20 for 5m`,

@@ -334,7 +334,7 @@ func (e *Engine) load(ctx context.Context, ids, fresh []int64) error {
 			h.rule, h.loadErr = nil, err.Error()
 			continue
 		}
-		h.rule = r
+		h.rule, h.version = r, rec.Version
 	}
 	if len(fresh) == 0 {
 		return nil

@@ -487,3 +487,39 @@ func TestClosedAlertsExpire(t *testing.T) {
 	f.tick(e, t0.Add(2*time.Hour))
 	wantStates(t, f.states(r.ID), map[string]alerting.State{"/warning": alerting.StateFiring})
 }
+
+// An edit that drops a severity or changes the labels resolves the alerts that are
+// no longer the rule's, whatever its no-data policy.
+func TestEditedRuleResolvesOrphans(t *testing.T) {
+	f := newFixture(t)
+	r := f.rule("cpu", `max(cpu[1m]) by (host) > 90 critical, > 80 warning`, 10*time.Second, rule.NoDataAlerting)
+	e := f.engine("a")
+	f.point("cpu", "db-1", t0.Add(-time.Second), 95)
+	f.tick(e, t0)
+	wantStates(t, f.states(r.ID), map[string]alerting.State{"db-1/critical": alerting.StateFiring, "db-1/warning": alerting.StateFiring})
+
+	edited := &rule.Rule{Name: "cpu", Expr: `max(cpu[1m]) by (host) > 90 critical`, Interval: r.Interval, NoData: r.NoData,
+		Enabled: true, Labels: map[string]string{"team": "db"}}
+	if err := edited.ApplyExpr(expr.Compile); err != nil {
+		t.Fatal(err)
+	}
+	edited.Defaults()
+	edited.ID = r.ID
+	rec, err := edited.Record()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.UpdateAlertRule(context.Background(), rec, t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	f.point("cpu", "db-1", t0.Add(9*time.Second), 95)
+	f.tick(e, t0.Add(10*time.Second))
+	got := map[string]alerting.State{}
+	byRule, _ := f.st.AlertInstancesOfRules(context.Background(), []int64{r.ID})
+	for _, in := range byRule[r.ID] {
+		got[in.Labels["team"]+"/"+string(in.Severity)] = in.State
+	}
+	wantStates(t, got, map[string]alerting.State{
+		"/critical": alerting.StateResolved, "/warning": alerting.StateResolved, "db/critical": alerting.StateFiring,
+	})
+}

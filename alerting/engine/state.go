@@ -45,17 +45,21 @@ const (
 //     group at all and no open instance carries that, the same policy applies to
 //     the rule-level instance (the rule's labels, most urgent severity), created
 //     if needed, for alerting and nodata.
+//   - An open instance that is no longer one of the rule's (an edit dropped its
+//     severity or changed the labels, and its group has data) resolves.
 //   - An instance in nodata resolves when data comes back without the condition;
 //     with the condition it resumes, keeping the time the condition began to hold
 //     before the gap (so it fires at once if that is `for` ago).
 func Step(r *rule.Rule, prev map[string]store.AlertInstance, groups []Group, now time.Time) ([]store.AlertInstance, []store.StateChange) {
 	s := stepper{r: r, prev: prev, now: now, seen: map[string]bool{}}
 	valued := 0
+	present := map[string]bool{} // the group keys with a value in this evaluation
 	for _, g := range groups {
 		if !g.HasValue {
 			continue // as if missing: its open instances get the no-data policy below
 		}
 		valued++
+		present[store.GroupKey(g.Tags, r.Query.GroupBy)] = true
 		for _, sev := range r.Severities() {
 			in := condFalse
 			if r.Holds(sev, g.Value) {
@@ -73,8 +77,14 @@ func Step(r *rule.Rule, prev map[string]store.AlertInstance, groups []Group, now
 			continue
 		}
 		in := noData
-		if fp == ruleLevelFP && valued > 0 {
+		_, severityKept := r.Thresholds[old.Severity]
+		switch {
+		case fp == ruleLevelFP && valued > 0:
 			in = condFalse // the rule has data again
+		case !severityKept || present[store.GroupKey(old.Labels, r.Query.GroupBy)]:
+			// The rule was edited (a severity dropped, labels changed): its group
+			// has data, this instance is just no longer one of the rule's.
+			in = condFalse
 		}
 		s.apply(old.Labels, old.Severity, Group{}, in)
 		carried++

@@ -405,21 +405,21 @@ FROM spans
 WHERE service = $1 AND start_time >= $2 AND start_time < $3
 GROUP BY 1, 2 ORDER BY 1, 2`
 
-// DefaultStatsStep is the step of OperationStats for a range: about 60 buckets,
+// defaultStatsStep is the step of OperationStats for a range: about 60 buckets,
 // in whole seconds.
-func DefaultStatsStep(from, to time.Time) time.Duration {
+func defaultStatsStep(from, to time.Time) time.Duration {
 	return max(time.Second, (to.Sub(from) / 60).Truncate(time.Second))
 }
 
 // OperationStats computes, for each operation of service, the calls, errors and
 // duration percentiles of its spans in buckets of step (aligned to the Unix
-// epoch) over [from, to). A zero step takes DefaultStatsStep.
+// epoch) over [from, to). A zero step takes about 60 buckets.
 func (s *Store) OperationStats(ctx context.Context, service string, from, to time.Time, step time.Duration) ([]OperationStats, error) {
 	if err := checkRange(from, to); err != nil {
 		return nil, err
 	}
 	if step == 0 {
-		step = DefaultStatsStep(from, to)
+		step = defaultStatsStep(from, to)
 	}
 	if step < time.Second {
 		return nil, fmt.Errorf("%w: step %s is below 1s", ErrBadQuery, step)
@@ -456,13 +456,6 @@ type SpanFilter struct {
 	Service    string
 	Operation  string
 	ErrorsOnly bool
-}
-
-// Matches reports whether sp passes f.
-func (f SpanFilter) Matches(sp *Span) bool {
-	return (f.Service == "" || f.Service == sp.Service) &&
-		(f.Operation == "" || f.Operation == sp.Name) &&
-		(!f.ErrorsOnly || sp.StatusCode == StatusError)
 }
 
 // BatchSpans reads the spans one announced commit stored that pass f, at most

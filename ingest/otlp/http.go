@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -64,7 +65,7 @@ func (h *httpHandler) request(w http.ResponseWriter, req *http.Request, allowed 
 		return "", nil, false
 	}
 	ct, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
-	if err != nil || !contains(allowed, ct) {
+	if err != nil || !slices.Contains(allowed, ct) {
 		msg := fmt.Sprintf("unsupported Content-Type %q: want %s", req.Header.Get("Content-Type"), strings.Join(allowed, " or "))
 		h.writeStatus(w, contentJSON, http.StatusUnsupportedMediaType, codes.InvalidArgument, msg)
 		return "", nil, false
@@ -76,15 +77,6 @@ func (h *httpHandler) request(w http.ResponseWriter, req *http.Request, allowed 
 		return "", nil, false
 	}
 	return enc, body, true
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // body reads the request body, decompressing gzip, up to maxBody bytes.

@@ -703,3 +703,33 @@ func TestLiveSpansOverWebsocket(t *testing.T) {
 }
 
 func pcommonTime(t time.Time) pcommon.Timestamp { return pcommon.NewTimestampFromTime(t) }
+
+// TestStopWritesPendingREDPoints stops the server while the RED interval of
+// committed spans is still open and finds their counts stored: Stop commits
+// the spans accepted, then the RED points they made, before closing.
+func TestStopWritesPendingREDPoints(t *testing.T) {
+	s := startOTLPServer(t, "--traces-red-interval", "1h")
+	td, _ := testTraces("stop-svc", false)
+	body, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	if resp, b := s.post(t, "/v1/traces", "application/x-protobuf", body, s.authHeader()); resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s %s", resp.Status, b)
+	}
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgxConnect(t, s.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls, errs float64
+	err = conn.QueryRow(t.Context(), `
+		SELECT coalesce(sum(value) FILTER (WHERE s.metric = $1), 0), coalesce(sum(value) FILTER (WHERE s.metric = $2), 0)
+		FROM samples JOIN series s ON s.id = samples.series_id WHERE s.tags->>'service' = 'stop-svc'`,
+		otlp.MetricCalls, otlp.MetricErrors).Scan(&calls, &errs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 || errs != 1 {
+		t.Errorf("after Stop: %v calls and %v errors of stop-svc stored, want 1 and 1", calls, errs)
+	}
+}

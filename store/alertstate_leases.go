@@ -41,14 +41,23 @@ func (s *Store) AlertReplicaHeartbeat(ctx context.Context, id string, now, alive
 	return rules, replicas, nil
 }
 
+// renewLeases extends the held leases past half their life (so a lease row is
+// written about twice per interval, not on every tick) and returns every held
+// lease; both parts read the same snapshot.
 const renewLeases = `
-UPDATE alert_rule_leases l SET lease_until = ` + leaseUntil + `
-FROM alert_rules r
-WHERE r.id = l.rule_id AND l.owner = $1 AND l.lease_until >= $2 AND r.enabled
-RETURNING l.rule_id, r.version, l.next_eval_at`
+WITH renewed AS (
+    UPDATE alert_rule_leases l SET lease_until = ` + leaseUntil + `
+    FROM alert_rules r
+    WHERE r.id = l.rule_id AND l.owner = $1 AND l.lease_until >= $2 AND r.enabled
+      AND l.lease_until < $2::timestamptz + make_interval(secs => greatest(r.interval_ms, $3::bigint) / 2000.0)
+    RETURNING l.rule_id)
+SELECT l.rule_id, r.version, l.next_eval_at
+FROM alert_rule_leases l JOIN alert_rules r ON r.id = l.rule_id
+WHERE l.owner = $1 AND l.lease_until >= $2 AND r.enabled`
 
-// RenewAlertLeases extends every unexpired lease owner holds on an enabled rule and
-// returns them; a rule it held that is missing was lost, disabled or deleted.
+// RenewAlertLeases returns every unexpired lease owner holds on an enabled rule,
+// extending those past half their life; a rule it held that is missing was lost,
+// disabled or deleted.
 func (s *Store) RenewAlertLeases(ctx context.Context, owner string, now time.Time, minTTL time.Duration) ([]HeldRule, error) {
 	return s.heldRules(ctx, "renew rule leases", renewLeases, owner, now, minTTL.Milliseconds())
 }

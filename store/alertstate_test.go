@@ -96,9 +96,26 @@ func TestAlertLeasesAndEvaluations(t *testing.T) {
 		t.Fatalf("ActiveAlerts = %+v", active)
 	}
 
+	// A lease is extended only past half its life, but reported held on every renewal.
+	leaseUntil := func() time.Time {
+		var until time.Time
+		if err := st.Pool().QueryRow(ctx, `SELECT lease_until FROM alert_rule_leases WHERE rule_id = $1`, rule.ID).Scan(&until); err != nil {
+			t.Fatal(err)
+		}
+		return until
+	}
+	if renewed, err := st.RenewAlertLeases(ctx, "a", t0.Add(5*time.Second), time.Second); err != nil || len(renewed) != 1 {
+		t.Fatalf("early renew by a = %+v, %v", renewed, err)
+	}
+	if got := leaseUntil(); !got.Equal(t0.Add(15 * time.Second)) {
+		t.Errorf("after an early renewal the lease runs until %s, want unchanged %s", got, t0.Add(15*time.Second))
+	}
 	// The lease expires one interval after its last renewal: b takes over.
 	if renewed, err := st.RenewAlertLeases(ctx, "a", t0.Add(10*time.Second), time.Second); err != nil || len(renewed) != 1 {
 		t.Fatalf("renew by a = %+v, %v", renewed, err)
+	}
+	if got := leaseUntil(); !got.Equal(t0.Add(25 * time.Second)) {
+		t.Errorf("after a renewal past half life the lease runs until %s, want %s", got, t0.Add(25*time.Second))
 	}
 	held, err = st.ClaimAlertLeases(ctx, "b", t0.Add(26*time.Second), time.Second, 10)
 	if err != nil || len(held) != 1 || !held[0].NextEvalAt.Equal(t0.Add(15*time.Second)) {

@@ -17,7 +17,9 @@
 //     are counters: query them with rate);
 //   - histograms store <name>.count, <name>.sum, <name>.min, <name>.max,
 //     <name>.bucket (cumulative count, tag le=<upper bound> or le=inf) and the
-//     estimated <name>.p50, <name>.p95 and <name>.p99;
+//     estimated <name>.p50, <name>.p95 and <name>.p99 (of a cumulative
+//     histogram: of the observations since its previous export, see
+//     HistogramWindows);
 //   - exponential histograms store <name>.count, <name>.sum, <name>.min,
 //     <name>.max and the estimated percentiles;
 //   - summaries store <name>.count, <name>.sum and <name> with tag quantile=<q>;

@@ -42,7 +42,7 @@ func FuzzOTLPJSON(f *testing.F) {
 		}
 		mr := pmetricotlp.NewExportRequest()
 		if mr.UnmarshalJSON(body) == nil {
-			pts, _ := ConvertMetrics(mr.Metrics(), ingest.DefaultLimits)
+			pts, _ := ConvertMetrics(mr.Metrics(), ingest.DefaultLimits, NewHistogramWindows(10))
 			for _, p := range pts {
 				if err := ingest.DefaultLimits.Validate(p); err != nil {
 					t.Fatalf("point %+v passed conversion but not validation: %v", p, err)

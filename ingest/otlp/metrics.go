@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/amas-eye/amas/ingest"
+	"github.com/amas-eye/amas/store"
 )
 
 // quantiles are the percentiles estimated from histograms, with their suffixes.
@@ -18,9 +19,11 @@ var quantiles = []struct {
 
 // ConvertMetrics turns OTLP metrics into points following the package's naming
 // convention. A data point is rejected whole when any point derived from it
-// fails limits; data points flagged "no recorded value" are skipped.
-func ConvertMetrics(md pmetric.Metrics, limits ingest.Limits) ([]ingest.Point, Rejected) {
-	c := metricConverter{limits: limits}
+// fails limits; data points flagged "no recorded value" are skipped. With
+// windows, the percentiles of a cumulative histogram cover the observations
+// since its previous export (nil: since its start).
+func ConvertMetrics(md pmetric.Metrics, limits ingest.Limits, windows *HistogramWindows) ([]ingest.Point, Rejected) {
+	c := metricConverter{limits: limits, windows: windows}
 	rms := md.ResourceMetrics()
 	for i := 0; i < rms.Len(); i++ {
 		rm := rms.At(i)
@@ -38,6 +41,7 @@ func ConvertMetrics(md pmetric.Metrics, limits ingest.Limits) ([]ingest.Point, R
 
 type metricConverter struct {
 	limits   ingest.Limits
+	windows  *HistogramWindows
 	resource pcommon.Map
 	out      []ingest.Point
 	rej      Rejected
@@ -52,9 +56,11 @@ func (c *metricConverter) metric(m pmetric.Metric) {
 	case pmetric.MetricTypeSum:
 		c.numbers(name, m.Sum().DataPoints())
 	case pmetric.MetricTypeHistogram:
-		dps := m.Histogram().DataPoints()
+		h := m.Histogram()
+		cumulative := h.AggregationTemporality() == pmetric.AggregationTemporalityCumulative
+		dps := h.DataPoints()
 		for i := 0; i < dps.Len(); i++ {
-			c.histogram(name, dps.At(i))
+			c.histogram(name, dps.At(i), cumulative)
 		}
 	case pmetric.MetricTypeExponentialHistogram:
 		dps := m.ExponentialHistogram().DataPoints()
@@ -125,7 +131,7 @@ func (c *metricConverter) numbers(name string, dps pmetric.NumberDataPointSlice)
 	}
 }
 
-func (c *metricConverter) histogram(name string, dp pmetric.HistogramDataPoint) {
+func (c *metricConverter) histogram(name string, dp pmetric.HistogramDataPoint, cumulative bool) {
 	c.begin()
 	tags := c.tags(dp.Attributes())
 	ts := dp.Timestamp()
@@ -161,6 +167,12 @@ func (c *metricConverter) histogram(name string, dp pmetric.HistogramDataPoint) 
 		}
 		if dp.HasMax() {
 			b.upper = dp.Max()
+		}
+		if cumulative && c.windows != nil {
+			if delta, ok := c.windows.delta(store.SeriesRef{Metric: name, Tags: tags}.Key(), dp.StartTimestamp(), counts); ok {
+				// min and max are of the whole life: they do not bound the window.
+				counts, b = delta, buckets{lower: math.Inf(-1), upper: math.Inf(1)}
+			}
 		}
 		for _, q := range quantiles {
 			if v, ok := b.explicitQuantile(q.q, bounds, counts); ok {

@@ -157,7 +157,7 @@ func TestConvertMetrics(t *testing.T) {
 		}, nil, 1, `metric "empty" has no data`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pts, rej := ConvertMetrics(tc.build(), ingest.DefaultLimits)
+			pts, rej := ConvertMetrics(tc.build(), ingest.DefaultLimits, nil)
 			if got := pointText(pts); !slices.Equal(got, tc.want) {
 				t.Errorf("points\n%q\nwant\n%q", got, tc.want)
 			}
@@ -183,6 +183,49 @@ func TestSanitize(t *testing.T) {
 	} {
 		if got := sanitize(in); got != want {
 			t.Errorf("sanitize(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestCumulativeHistogramPercentilesAreWindowed exports one cumulative
+// histogram three times: the second export's percentiles describe only what
+// was observed since the first, and a restart (new start time) starts over.
+func TestCumulativeHistogramPercentilesAreWindowed(t *testing.T) {
+	windows := NewHistogramWindows(10)
+	export := func(start time.Time, counts ...uint64) string {
+		md, m := newMetric("latency")
+		h := m.SetEmptyHistogram()
+		h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		dp := h.DataPoints().AppendEmpty()
+		dp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+		dp.SetTimestamp(ts)
+		dp.ExplicitBounds().FromRaw([]float64{1, 10, 100})
+		dp.BucketCounts().FromRaw(counts)
+		pts, rej := ConvertMetrics(md, ingest.DefaultLimits, windows)
+		if rej.Count > 0 {
+			t.Fatal(rej.Message)
+		}
+		for _, p := range pts {
+			if p.Metric == "latency.p50" {
+				return strconvG(p.Value)
+			}
+		}
+		return "none"
+	}
+	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name   string
+		start  time.Time
+		counts []uint64
+		want   string
+	}{
+		{"first export: everything so far", t0, []uint64{0, 4, 4, 2}, "32.5"},
+		{"second: only the 10 new ones in (1, 10]", t0, []uint64{0, 14, 4, 2}, "5.5"},
+		{"nothing new: no percentile", t0, []uint64{0, 14, 4, 2}, "none"},
+		{"restarted process: its own counts", t0.Add(time.Hour), []uint64{0, 2, 0, 0}, "5.5"},
+	} {
+		if got := export(tc.start, tc.counts...); got != tc.want {
+			t.Errorf("%s: p50 %s, want %s", tc.name, got, tc.want)
 		}
 	}
 }

@@ -24,6 +24,10 @@ type PointWriter interface {
 	Write(ctx context.Context, pts []ingest.Point) error
 }
 
+// maxHistogramWindows bounds the cumulative histogram series whose last counts
+// are kept for windowed percentiles.
+const maxHistogramWindows = 100_000
+
 // RetryAfter is the delay the back-pressure replies suggest.
 const RetryAfter = time.Second
 
@@ -33,6 +37,7 @@ type Receiver struct {
 	spans    SpanWriter
 	points   PointWriter
 	limits   ingest.Limits
+	windows  *HistogramWindows
 	log      *slog.Logger
 	rejected *prometheus.CounterVec
 }
@@ -40,6 +45,7 @@ type Receiver struct {
 // NewReceiver returns a receiver committing to spans and points; reg may be nil.
 func NewReceiver(spans SpanWriter, points PointWriter, limits ingest.Limits, log *slog.Logger, reg prometheus.Registerer) *Receiver {
 	r := &Receiver{spans: spans, points: points, limits: limits, log: log,
+		windows: NewHistogramWindows(maxHistogramWindows),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "amas_otlp_rejected_total", Help: "Spans and metric data points refused as invalid, by signal.",
 		}, []string{"signal"})}
@@ -63,7 +69,7 @@ func (r *Receiver) ExportTraces(ctx context.Context, td ptrace.Traces) (Rejected
 
 // ExportMetrics stores md's data points as metric points.
 func (r *Receiver) ExportMetrics(ctx context.Context, md pmetric.Metrics) (Rejected, error) {
-	pts, rej := ConvertMetrics(md, r.limits)
+	pts, rej := ConvertMetrics(md, r.limits, r.windows)
 	r.rejected.WithLabelValues("metrics").Add(float64(rej.Count))
 	if err := r.points.Write(ctx, pts); err != nil {
 		return rej, err

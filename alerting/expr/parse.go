@@ -2,7 +2,7 @@
 // alert rule's condition that compiles to the rule model (alerting/rule).
 //
 //	rule      = value [ "by" "(" [ name { "," name } ] ")" ] condition [ "for" duration ] .
-//	value     = reducer "(" selector ")"
+//	value     = reducer [ "by" "(" [ name { "," name } ] ")" ] "(" selector ")"
 //	          | "anomaly" "(" selector ")"
 //	          | change "(" reducer "(" selector ")" "," duration [ "," zero ] ")" .
 //	reducer   = "avg" | "min" | "max" | "sum" | "count" | "last" | "rate" | "p95" .
@@ -16,7 +16,8 @@
 //	          | ( "outside" | "inside" ) "(" number "," number ")" .
 //	severity  = "critical" | "warning" | "info" .
 //
-// A test without a severity is warning's. last(m[2m]) is a last-value rule whose
+// by (...) may come after the call or, as in PromQL, between the reducer and its
+// parentheses. A test without a severity is warning's. last(m[2m]) is a last-value rule whose
 // newest point must be younger than 2m; anomaly(m[5m]) the maximum anomaly score
 // of m's series over 5m. Strings are double- or single-quoted with Go escapes;
 // durations are whole numbers with units ms, s, m, h, d, w (1h30m); # starts a
@@ -118,7 +119,10 @@ func (p *parser) rule() (*rule.Rule, error) {
 		return nil, err
 	}
 	if p.isWord("by") {
-		p.next()
+		byTok := p.next()
+		if r.Query.GroupBy != nil {
+			return nil, p.errorf(byTok, "by is given twice: before and after the call")
+		}
 		groupBy, err := p.groupBy()
 		if err != nil {
 			return nil, err
@@ -162,6 +166,14 @@ func (p *parser) value(r *rule.Rule) error {
 	r.Kind, r.Reducer = rule.KindThreshold, red
 	if red == rule.ReduceLast {
 		r.Kind, r.Reducer = rule.KindLastValue, ""
+	}
+	if p.isWord("by") { // PromQL's prefix form: avg by (host) (m[5m])
+		p.next()
+		groupBy, err := p.groupBy()
+		if err != nil {
+			return err
+		}
+		r.Query.GroupBy = groupBy
 	}
 	if err := p.call(r, t.text); err != nil {
 		return err

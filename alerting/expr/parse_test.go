@@ -98,6 +98,15 @@ func TestCompile(t *testing.T) {
 			},
 		},
 		{
+			name: "PromQL prefix by",
+			src:  `p95 by (host, path) (http.latency{}[5m]) >= 0.5 critical`,
+			want: rule.Rule{
+				Kind: rule.KindThreshold, Reducer: rule.ReduceP95, Window: rule.Duration(5 * time.Minute), Compare: rule.OpGE,
+				Query:      rule.Query{Metric: "http.latency", GroupBy: []string{"host", "path"}},
+				Thresholds: map[alerting.Severity]rule.Threshold{crit: {Value: 0.5}},
+			},
+		},
+		{
 			name: "rate and p95",
 			src:  `rate(net.bytes{iface!~"lo|docker.*"}[1m]) by (host) > 1e8`,
 			want: rule.Rule{
@@ -167,6 +176,7 @@ func TestCompileErrors(t *testing.T) {
 		{"zero base", `pct_increase(avg(m[5m]), 1d, zero) > 3`, 1, 30, "expected nodata or infinite"},
 		{"second line", "avg(m[5m])\n  by (host\n  > 3", 3, 3, `expected "," or ")"`},
 		{"odd character", `avg(m[5m]) > 1 ; 2`, 1, 16, "unexpected character ';'"},
+		{"by twice", `avg by (a) (m[5m]) by (b) > 1`, 1, 20, "by is given twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Compile(tc.src)

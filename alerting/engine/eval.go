@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"fmt"
-
 	"time"
 
 	"github.com/amas-eye/amas/alerting/rule"

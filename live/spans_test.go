@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/amas-eye/amas/store"
 	"github.com/amas-eye/amas/store/storetest"
 )
@@ -15,6 +17,8 @@ import (
 // nothing, and the channel closes with the subscription's context.
 func TestLiveSpansFollowCommits(t *testing.T) {
 	st, _ := storetest.Migrated(t)
+	// Runs last: the hub's and the subscription's goroutines must be gone.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	hub := NewSpanHub(PoolConnector(st.Pool()), st, slog.New(slog.DiscardHandler), Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -2,6 +2,7 @@ package rule
 
 import (
 	"math"
+	"strconv"
 	"strings"
 	"text/template"
 
@@ -103,6 +104,34 @@ func (r *Rule) AlertLabels(group map[string]string, sev alerting.Severity) alert
 	return out
 }
 
+// TemplateFuncs are the functions annotation templates may call besides Go's
+// built-ins (printf, index, ...): humanize (1234567 -> 1.235M) and
+// humanizePercentage (0.1234 -> 12.34%), as in Prometheus.
+var TemplateFuncs = template.FuncMap{
+	"humanize":           humanize,
+	"humanizePercentage": func(v float64) string { return trimZeros(strconv.FormatFloat(v*100, 'f', 2, 64)) + "%" },
+}
+
+func humanize(v float64) string {
+	for _, u := range []struct {
+		div    float64
+		suffix string
+	}{{1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "k"}} {
+		if math.Abs(v) >= u.div {
+			return trimZeros(strconv.FormatFloat(v/u.div, 'f', 3, 64)) + u.suffix
+		}
+	}
+	return trimZeros(strconv.FormatFloat(v, 'f', 3, 64))
+}
+
+// trimZeros drops the trailing zeros of a fixed-point number, and its point.
+func trimZeros(s string) string {
+	if !strings.Contains(s, ".") {
+		return s
+	}
+	return strings.TrimSuffix(strings.TrimRight(s, "0"), ".")
+}
+
 // TemplateData is what annotation templates see: {{.Value}}, {{.Threshold}},
 // {{.Labels.host}}, {{.Severity}}, {{.RuleName}}, {{.HasValue}}.
 type TemplateData struct {
@@ -123,7 +152,7 @@ func (r *Rule) RenderAnnotations(d TemplateData) map[string]string {
 	}
 	out := make(map[string]string, len(r.Annotations))
 	for k, src := range r.Annotations {
-		t, err := template.New(k).Option("missingkey=zero").Parse(src)
+		t, err := template.New(k).Funcs(TemplateFuncs).Option("missingkey=zero").Parse(src)
 		if err != nil {
 			out[k] = src + " (template error: " + err.Error() + ")"
 			continue

@@ -154,6 +154,7 @@ func TestAnnotationsAndLabels(t *testing.T) {
 	r.Annotations = map[string]string{
 		"summary": `{{.Labels.host}} at {{printf "%.1f" .Value}} (> {{.Threshold}}, {{.Severity}})`,
 		"broken":  `{{index .Labels 3}}`,
+		"human":   `{{humanize 1234567}} {{humanize 1500}} {{humanize 0.5}} {{humanizePercentage 0.1234}}`,
 	}
 	labels := r.AlertLabels(map[string]string{"host": "db-1"}, alerting.SeverityCritical)
 	if labels["host"] != "db-1" || labels["team"] != "ops" || labels["alertname"] != "cpu" || labels["severity"] != "critical" {
@@ -163,6 +164,9 @@ func TestAnnotationsAndLabels(t *testing.T) {
 		Severity: alerting.SeverityCritical, Labels: labels})
 	if got["summary"] != "db-1 at 93.2 (> 90, critical)" {
 		t.Errorf("summary = %q", got["summary"])
+	}
+	if got["human"] != "1.235M 1.5k 0.5 12.34%" {
+		t.Errorf("human = %q", got["human"])
 	}
 	if !strings.Contains(got["broken"], "template error") {
 		t.Errorf("a template failing at run time gives %q, want its error", got["broken"])

@@ -226,7 +226,7 @@ func (r *Rule) checkTexts(c *checker) {
 		}
 	}
 	for _, k := range sortedKeys(r.Annotations) {
-		if _, err := template.New(k).Option("missingkey=zero").Parse(r.Annotations[k]); err != nil {
+		if _, err := template.New(k).Funcs(TemplateFuncs).Option("missingkey=zero").Parse(r.Annotations[k]); err != nil {
 			c.add("annotations."+k, "template: %v", err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -288,19 +289,25 @@ func (p *Pipeline) writeBatch(ctx context.Context, batch []*request, n int) erro
 	var missIdx []int
 	var missKeys []string
 	metrics := map[string]struct{}{}
+	lastMetric := ""
+	var key []byte
 	p.cache.mu.RLock() // one lock for the batch, not one per point
 	for _, req := range batch {
 		for _, pt := range req.points {
-			ref := store.SeriesRef{Metric: pt.Metric, Tags: pt.Tags}
-			key := ref.Key()
-			id, ok := p.cache.ids[key]
+			// The key is built in a reused buffer and the lookup converts it
+			// without allocating; only a miss keeps a string of it.
+			key = appendSeriesKey(key[:0], pt.Metric, pt.Tags)
+			id, ok := p.cache.ids[string(key)]
 			if !ok {
-				misses = append(misses, ref)
+				misses = append(misses, store.SeriesRef{Metric: pt.Metric, Tags: pt.Tags})
 				missIdx = append(missIdx, len(samples))
-				missKeys = append(missKeys, key)
+				missKeys = append(missKeys, string(key))
 			}
 			samples = append(samples, store.Sample{SeriesID: id, Time: pt.Time, Value: pt.Value})
-			metrics[pt.Metric] = struct{}{}
+			if pt.Metric != lastMetric { // points of one metric come in runs
+				metrics[pt.Metric] = struct{}{}
+				lastMetric = pt.Metric
+			}
 		}
 	}
 	p.cache.mu.RUnlock()
@@ -329,4 +336,23 @@ func (p *Pipeline) writeBatch(ctx context.Context, batch []*request, n int) erro
 		}
 	}
 	return nil
+}
+
+// appendSeriesKey appends the series key of metric and tags to b: the bytes of
+// store.SeriesRef.Key, without its string allocation.
+func appendSeriesKey(b []byte, metric string, tags map[string]string) []byte {
+	var buf [16]string // tag keys without allocating, for the usual few tags
+	keys := buf[:0]
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, metric...)
+	for _, k := range keys {
+		b = append(b, 0)
+		b = append(b, k...)
+		b = append(b, '=')
+		b = append(b, tags[k]...)
+	}
+	return b
 }

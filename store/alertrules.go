@@ -57,7 +57,7 @@ func (s *Store) CreateAlertRule(ctx context.Context, r AlertRuleRecord, now time
 }
 
 func createRule(ctx context.Context, tx pgx.Tx, r AlertRuleRecord, now time.Time) (AlertRuleRecord, error) {
-	out, err := scanRule(tx.QueryRow(ctx, insertRule, r.Name, []byte(r.Spec), r.Interval.Milliseconds(), r.Enabled, r.Owner, now))
+	out, err := scanRule(tx.QueryRow(ctx, insertRule, r.Name, string(r.Spec), r.Interval.Milliseconds(), r.Enabled, r.Owner, now))
 	if isUniqueViolation(err) {
 		return AlertRuleRecord{}, fmt.Errorf("alert rule %q: %w", r.Name, ErrConflict)
 	}
@@ -90,7 +90,7 @@ func (s *Store) UpdateAlertRule(ctx context.Context, r AlertRuleRecord, now time
 }
 
 func updateRuleTx(ctx context.Context, tx pgx.Tx, r AlertRuleRecord, now time.Time) (AlertRuleRecord, error) {
-	out, err := scanRule(tx.QueryRow(ctx, updateRule, r.ID, r.Name, []byte(r.Spec), r.Interval.Milliseconds(), r.Enabled, r.Owner, now))
+	out, err := scanRule(tx.QueryRow(ctx, updateRule, r.ID, r.Name, string(r.Spec), r.Interval.Milliseconds(), r.Enabled, r.Owner, now))
 	switch {
 	case isNoRows(err):
 		return AlertRuleRecord{}, fmt.Errorf("alert rule %d: %w", r.ID, ErrNotFound)

@@ -186,34 +186,9 @@ func (s *Store) reduceChunk(ctx context.Context, qs []WindowQuery, out []WindowR
 	if len(queued) == 0 {
 		return nil
 	}
-	// A read-only transaction whose statements are planned for their parameters:
-	// the cached statements would otherwise switch to a generic plan after five
-	// runs, which cannot prune the samples partitions nor use the series tags, and
-	// costs four times as much on a 10,000-rule round.
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return fmt.Errorf("reduce windows: %w", err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if _, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = force_custom_plan`); err != nil {
-		return fmt.Errorf("reduce windows: %w", err)
-	}
-	results := tx.SendBatch(ctx, batch)
-	var failed error
-	for _, i := range queued {
-		groups, err := scanWindowGroups(results, qs[i].GroupBy)
-		if err != nil {
-			failed = err
-			break
-		}
-		out[i].Groups = groups
-	}
-	closeErr := results.Close()
-	if failed == nil && closeErr == nil {
-		return nil
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
+	failed, err := s.runBatch(ctx, batch, qs, queued, out)
+	if err != nil || failed == nil {
+		return err
 	}
 	// One statement failed and took the rest of the batch with it: run them one
 	// by one, so the failure is pinned on its query alone.
@@ -224,6 +199,39 @@ func (s *Store) reduceChunk(ctx context.Context, qs []WindowQuery, out []WindowR
 		}
 	}
 	return nil
+}
+
+// runBatch runs the queued statements in a read-only transaction whose statements
+// are planned for their parameters: the cached statements would otherwise switch
+// to a generic plan after five runs, which cannot prune the samples partitions nor
+// use the series tags, and costs four times as much on a 10,000-rule round. failed
+// is a statement's error, which aborted the batch; err is for the server. The
+// transaction has ended when it returns, so a pool of one connection can go on.
+func (s *Store) runBatch(ctx context.Context, batch *pgx.Batch, qs []WindowQuery, queued []int, out []WindowResult) (failed, err error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("reduce windows: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = force_custom_plan`); err != nil {
+		return nil, fmt.Errorf("reduce windows: %w", err)
+	}
+	results := tx.SendBatch(ctx, batch)
+	for _, i := range queued {
+		groups, err := scanWindowGroups(results, qs[i].GroupBy)
+		if err != nil {
+			failed = err
+			break
+		}
+		out[i].Groups = groups
+	}
+	if err := results.Close(); err != nil && failed == nil {
+		failed = err
+	}
+	if failed != nil && ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return failed, nil
 }
 
 func (s *Store) reduceOne(ctx context.Context, q WindowQuery) WindowResult {

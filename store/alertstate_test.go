@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"testing"
 	"time"
 
@@ -40,11 +41,15 @@ func firing(rule store.AlertRuleRecord, host string, at time.Time) store.AlertIn
 	}
 }
 
-func TestAlertLeasesAndEvaluations(t *testing.T) {
+// TestCommitNotifies checks the NOTIFY of a committed change on a second
+// connection, which the one-connection test server (PGlite) cannot give.
+func TestCommitNotifies(t *testing.T) {
+	if os.Getenv("AMAS_TEST_SINGLE_DB") == "1" {
+		t.Skip("needs a second connection to LISTEN on")
+	}
 	st, db := storetest.Migrated(t)
 	ctx := context.Background()
 	rule := createTestRule(t, st, "high load")
-
 	listen, err := pgx.Connect(ctx, db.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +58,36 @@ func TestAlertLeasesAndEvaluations(t *testing.T) {
 	if _, err := listen.Exec(ctx, "LISTEN "+store.AlertsChannel); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := st.ClaimAlertLeases(ctx, "a", t0, time.Second, 10); err != nil {
+		t.Fatal(err)
+	}
+	in := firing(rule, "db-1", t0)
+	_, events, err := st.CommitEvaluations(ctx, "a", t0, []store.RuleEvaluation{{
+		RuleID: rule.ID, RuleVersion: 1, NextEvalAt: t0.Add(15 * time.Second),
+		Instances: []store.AlertInstance{in},
+		Changes:   []store.StateChange{{Fingerprint: in.Fingerprint, From: alerting.StateInactive}},
+	}})
+	if err != nil || len(events) != 1 {
+		t.Fatalf("commit = %v, %v", events, err)
+	}
+	n, err := listen.WaitForNotification(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev store.AlertEvent
+	if err := json.Unmarshal([]byte(n.Payload), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.RuleID != rule.ID || ev.Fingerprint != in.Fingerprint || ev.State != alerting.StateFiring || ev.From != alerting.StateInactive ||
+		ev.HistoryID != events[0].HistoryID || len(n.Payload) >= 8000 {
+		t.Errorf("notified %s, want rule %d %s inactive -> firing", n.Payload, rule.ID, in.Fingerprint)
+	}
+}
+
+func TestAlertLeasesAndEvaluations(t *testing.T) {
+	st, _ := storetest.Migrated(t)
+	ctx := context.Background()
+	rule := createTestRule(t, st, "high load")
 
 	held, err := st.ClaimAlertLeases(ctx, "a", t0, time.Second, 10)
 	if err != nil || len(held) != 1 || held[0].RuleID != rule.ID || held[0].Version != 1 {
@@ -75,16 +110,8 @@ func TestAlertLeasesAndEvaluations(t *testing.T) {
 	if err != nil || len(written) != 1 || len(events) != 1 {
 		t.Fatalf("commit by a = %v, %v, %v", written, events, err)
 	}
-	n, err := listen.WaitForNotification(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev store.AlertEvent
-	if err := json.Unmarshal([]byte(n.Payload), &ev); err != nil {
-		t.Fatal(err)
-	}
-	if ev.RuleID != rule.ID || ev.Fingerprint != in.Fingerprint || ev.State != alerting.StateFiring || ev.From != alerting.StateInactive {
-		t.Errorf("notified %+v, want rule %d %s inactive -> firing", ev, rule.ID, in.Fingerprint)
+	if ev := events[0]; ev.RuleID != rule.ID || ev.Fingerprint != in.Fingerprint || ev.State != alerting.StateFiring || ev.From != alerting.StateInactive {
+		t.Errorf("event %+v, want rule %d %s inactive -> firing", ev, rule.ID, in.Fingerprint)
 	}
 
 	active, err := st.ActiveAlerts(ctx, t0)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -341,18 +340,26 @@ func (p *Pipeline) writeBatch(ctx context.Context, batch []*request, n int) erro
 // appendSeriesKey appends the series key of metric and tags to b: the bytes of
 // store.SeriesRef.Key, without its string allocation.
 func appendSeriesKey(b []byte, metric string, tags map[string]string) []byte {
-	var buf [16]string // tag keys without allocating, for the usual few tags
-	keys := buf[:0]
-	for k := range tags {
-		keys = append(keys, k)
+	type tag struct{ k, v string }
+	var buf [16]tag // the tags without allocating, for the usual few
+	sorted := buf[:0]
+	for k, v := range tags {
+		// Insertion into place: a point has a few tags, and keeping the values
+		// with the keys saves looking each one up again.
+		i := len(sorted)
+		sorted = append(sorted, tag{})
+		for i > 0 && sorted[i-1].k > k {
+			sorted[i] = sorted[i-1]
+			i--
+		}
+		sorted[i] = tag{k, v}
 	}
-	slices.Sort(keys)
 	b = append(b, metric...)
-	for _, k := range keys {
+	for _, t := range sorted {
 		b = append(b, 0)
-		b = append(b, k...)
+		b = append(b, t.k...)
 		b = append(b, '=')
-		b = append(b, tags[k]...)
+		b = append(b, t.v...)
 	}
 	return b
 }

@@ -21,3 +21,11 @@ func TestAppendSeriesKeyIsSeriesRefKey(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkAppendSeriesKey(b *testing.B) {
+	tags := map[string]string{"host": "h0042", "dc": "eu1"}
+	var key []byte
+	for b.Loop() {
+		key = appendSeriesKey(key[:0], "bench.http", tags)
+	}
+}

@@ -60,7 +60,7 @@ func (h *putHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer body.Close()
-	pts, bad, err := DecodeJSON(body, h.limits)
+	pts, bad, err := h.decode(body, r)
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
@@ -116,6 +116,21 @@ func (h *putHandler) body(w http.ResponseWriter, r *http.Request) (io.ReadCloser
 		return nil, fmt.Errorf("unsupported Content-Encoding %q: send plain or gzip bodies", enc)
 	}
 	return http.MaxBytesReader(w, body, h.maxBody), nil
+}
+
+// decode reads and decodes the body. A plain body is read into a buffer of its
+// declared length at once, rather than one grown and copied as it comes.
+func (h *putHandler) decode(body io.Reader, r *http.Request) ([]ingest.Point, []PointError, error) {
+	size := r.ContentLength
+	if size <= 0 || size > h.maxBody || r.Header.Get("Content-Encoding") != "" {
+		return DecodeJSON(body, h.limits)
+	}
+	// net/http ends the body at its Content-Length.
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(body, buf); err != nil {
+		return nil, nil, fmt.Errorf("read the request body: %w", err)
+	}
+	return decodeJSONBody(buf, h.limits)
 }
 
 // writeFailed answers a request whose valid points could not be queued.

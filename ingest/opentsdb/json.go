@@ -72,6 +72,11 @@ func DecodeJSON(r io.Reader, limits ingest.Limits) (pts []ingest.Point, errs []P
 	if err != nil {
 		return nil, nil, err
 	}
+	return decodeJSONBody(body, limits)
+}
+
+// decodeJSONBody is DecodeJSON of a body already read.
+func decodeJSONBody(body []byte, limits ingest.Limits) (pts []ingest.Point, errs []PointError, err error) {
 	body = bytes.TrimSpace(body)
 	var batch []jsonPoint
 	switch {

@@ -429,55 +429,59 @@ var (
 	}
 )
 
-// Per-series bucket statements: the body of a LATERAL subquery run once per
-// series id g.id, yielding (b, v), the bucket start and its value. Run per
-// series, each GROUP BY hashes one series' few buckets instead of every
-// (series, bucket) pair of the query at once, which is several times faster
-// for many series: the small hash stays in cache. $1 series ids, $2 first
-// bucket, $3 end of the last bucket, $4 step.
-const seriesBucketsFromRaw = `
-    SELECT date_bin($4, time, TIMESTAMPTZ 'epoch') AS b, %[1]s AS v
-    FROM samples
-    WHERE series_id = g.id AND time >= $2 AND time < $3
-    GROUP BY 1`
+// Bucket statements yield (key, b, v): the series id (or, combined, its group
+// number), the bucket start and the series' value for the bucket. $1 series
+// ids, $2 first bucket, $3 end of the last bucket, $4 step, and, combined, $5
+// the group of each series of $1, at the same position. %[1]s is the key
+// column, g.id or g.grp, of the series list g, %[2]s the list itself.
+const (
+	seriesList        = `unnest($1::bigint[]) AS g(id)`
+	seriesGroupedList = `unnest($1::bigint[], $5::int[]) AS g(id, grp)`
+)
 
-// seriesBucketsFromRollup reads whole rollup table buckets; on TimescaleDB the
+// bucketsFromRollup reads whole buckets of a rollup table (%[3]s) up to %[5]s.
+// It runs once per series, as a LATERAL subquery: each GROUP BY then hashes one
+// series' few buckets instead of every (series, bucket) pair of the query at
+// once, several times faster for many series since the small hash stays in
+// cache, and a series' rollup rows are stored together. On TimescaleDB the
 // table is a real-time continuous aggregate, complete up to now.
-const seriesBucketsFromRollup = `
-    SELECT date_bin($4, bucket, TIMESTAMPTZ 'epoch') AS b, %[2]s AS v
-    FROM %[1]s
-    WHERE series_id = g.id AND bucket >= $2 AND bucket < $3
-    GROUP BY 1`
+const bucketsFromRollup = `
+SELECT %[1]s, per.b, per.v
+FROM %[2]s CROSS JOIN LATERAL (
+    SELECT date_bin($4, bucket, TIMESTAMPTZ 'epoch') AS b, %[4]s AS v
+    FROM %[3]s
+    WHERE series_id = g.id AND bucket >= $2 AND bucket < %[5]s
+    GROUP BY 1) AS per`
 
-// seriesBucketsFromRollupAndRaw reads the rollup table up to the first bucket
-// that is not complete (the one holding the oldest pending minute, worked out
-// once by splitCTE) and raw samples from there; one statement, so the watermark
-// and both reads share a snapshot.
-const seriesBucketsFromRollupAndRaw = `
-    SELECT date_bin($4, bucket, TIMESTAMPTZ 'epoch') AS b, %[2]s AS v
-    FROM %[1]s
-    WHERE series_id = g.id AND bucket >= $2 AND bucket < (SELECT t FROM split)
-    GROUP BY 1
-    UNION ALL
-    SELECT date_bin($4, time, TIMESTAMPTZ 'epoch'), %[3]s
+// bucketsFromRaw reads raw samples from %[4]s on. They are not run per series:
+// samples are stored in time order, each heap page holding samples of many
+// series, so one scan of every series at once reads each page once.
+const bucketsFromRaw = `
+SELECT %[1]s, per.b, per.v
+FROM (
+    SELECT series_id, date_bin($4, time, TIMESTAMPTZ 'epoch') AS b, %[3]s AS v
     FROM samples
-    WHERE series_id = g.id AND time >= (SELECT t FROM split) AND time < $3
-    GROUP BY 1`
+    WHERE series_id = ANY($1) AND time >= %[4]s AND time < $3
+    GROUP BY 1, 2) AS per
+JOIN %[2]s ON g.id = per.series_id`
 
+// splitCTE is the first bucket that is not complete in the rollup tables, the
+// one holding the oldest pending minute: the rollup table is read before it and
+// raw samples from it on, in one statement, so the watermark and both reads
+// share a snapshot.
 const splitCTE = `
 WITH split AS (
     SELECT greatest($2, date_bin($4, least(coalesce(min(bucket), $3), $3), TIMESTAMPTZ 'epoch')) AS t
     FROM rollup_pending)`
 
-// bucketsOfSeries returns every series' buckets: (series id, bucket, value).
-const bucketsOfSeries = `%[1]s
-SELECT g.id, per.b, per.v
-FROM unnest($1::bigint[]) AS g(id)
-CROSS JOIN LATERAL (%[2]s) AS per`
+const splitTime = `(SELECT t FROM split)`
 
-// seriesBucketSQL picks the coarsest table whose buckets tile the step, and
-// returns the CTE and the per-series body that read it.
-func (s *Store) seriesBucketSQL(p queryPlan, src source) (cte, body string) {
+// bucketSQL reads every series' buckets from the coarsest table whose buckets
+// tile the step; key and list name the series as bucketsFromRollup says. jit
+// is false for the statements that read a rollup table: PostgreSQL costs them
+// high enough to JIT-compile them, which takes longer (100 ms and more) than
+// the compiled code saves on them. A read of every raw sample gains from it.
+func (s *Store) bucketSQL(p queryPlan, src source, key, list string) (sql string, jit bool) {
 	table := ""
 	switch {
 	case src == sourceRaw:
@@ -489,17 +493,12 @@ func (s *Store) seriesBucketSQL(p queryPlan, src source) (cte, body string) {
 	raw, rollup := rawBucketExpr[p.fn], rollupBucketExpr[p.fn]
 	switch {
 	case table == "":
-		return "", fmt.Sprintf(seriesBucketsFromRaw, raw)
+		return fmt.Sprintf(bucketsFromRaw, key, list, raw, "$2"), true
 	case s.timescale:
-		return "", fmt.Sprintf(seriesBucketsFromRollup, table, rollup)
+		return fmt.Sprintf(bucketsFromRollup, key, list, table, rollup, "$3"), false
 	}
-	return splitCTE, fmt.Sprintf(seriesBucketsFromRollupAndRaw, table, rollup, raw)
-}
-
-// bucketSQL reads the buckets of every series of $1, as they are.
-func (s *Store) bucketSQL(p queryPlan, src source) string {
-	cte, body := s.seriesBucketSQL(p, src)
-	return fmt.Sprintf(bucketsOfSeries, cte, body)
+	return splitCTE + fmt.Sprintf(bucketsFromRollup, key, list, table, rollup, splitTime) +
+		"\nUNION ALL" + fmt.Sprintf(bucketsFromRaw, key, list, raw, splitTime), false
 }
 
 // combinesInSQL reports whether the series of a group can be combined in SQL,
@@ -532,14 +531,12 @@ func combineExpr(agg Aggregate) string {
 	return `sum(per.v)`
 }
 
-// combinedBuckets runs the per-series bucket body for every series of $1 and
-// combines the values of each group's series per bucket; $5 holds the group of
-// each series id in $1, at the same position. The count is how many series had
-// a value in the bucket.
-const combinedBuckets = `%[1]s
-SELECT g.grp, per.b, %[3]s, count(*)::float8
-FROM unnest($1::bigint[], $5::int[]) AS g(id, grp)
-CROSS JOIN LATERAL (%[2]s) AS per
+// combinedBuckets combines the per-series bucket values of each group (keyed
+// by group number) per bucket. The count is how many series had a value in the
+// bucket: the rollup and raw parts of a split read never yield the same bucket.
+const combinedBuckets = `
+SELECT per.grp, per.b, %[2]s, count(*)::float8
+FROM (%[1]s) AS per(grp, b, v)
 GROUP BY 1, 2`
 
 // groupAcc accumulates one group's combined buckets as the shares of its
@@ -560,15 +557,15 @@ func (s *Store) queryCombined(ctx context.Context, p queryPlan, metric string, s
 			grp[i] = int32(g)
 		}
 	}
-	cte, body := s.seriesBucketSQL(p, src)
-	sql := fmt.Sprintf(combinedBuckets, cte, body, combineExpr(p.aggregate))
+	buckets, jit := s.bucketSQL(p, src, "g.grp", seriesGroupedList)
+	sql := fmt.Sprintf(combinedBuckets, buckets, combineExpr(p.aggregate))
 	size := s.shareSize(len(series))
 	shares := make([][]combinedRow, (len(series)+size-1)/size)
 	g, gctx := errgroup.WithContext(ctx)
 	for k := range shares {
 		lo, hi := k*size, min((k+1)*size, len(series))
 		g.Go(func() error {
-			rows, err := s.readCombinedShare(gctx, p, sql, series[lo:hi], grp[lo:hi])
+			rows, err := s.readCombinedShare(gctx, p, sql, jit, series[lo:hi], grp[lo:hi])
 			shares[k] = rows
 			return err
 		})
@@ -625,7 +622,7 @@ type combinedRow struct {
 	v, n float64
 }
 
-func (s *Store) readCombinedShare(ctx context.Context, p queryPlan, sql string, series []selectedSeries, grp []int32) ([]combinedRow, error) {
+func (s *Store) readCombinedShare(ctx context.Context, p queryPlan, sql string, jit bool, series []selectedSeries, grp []int32) ([]combinedRow, error) {
 	ids := make([]int64, len(series))
 	for i, ss := range series {
 		ids[i] = ss.id
@@ -636,7 +633,7 @@ func (s *Store) readCombinedShare(ctx context.Context, p queryPlan, sql string, 
 		r      combinedRow
 		bucket time.Time
 	)
-	err := s.readRows(ctx, sql, []any{ids, p.from, p.end, p.step, grp}, []any{&r.grp, &bucket, &r.v, &r.n}, func() {
+	err := s.readRows(ctx, sql, jit, []any{ids, p.from, p.end, p.step, grp}, []any{&r.grp, &bucket, &r.v, &r.n}, func() {
 		r.idx = (bucket.UnixMicro() - fromUS) / stepUS
 		out = append(out, r)
 	})
@@ -646,17 +643,17 @@ func (s *Store) readCombinedShare(ctx context.Context, p queryPlan, sql string, 
 	return out, nil
 }
 
-// noJIT is set for the statements that read buckets: PostgreSQL costs them high
-// enough to JIT-compile them, which takes longer (100 ms and more) than the
-// compiled code saves on them.
 const noJIT = `SET LOCAL jit = off`
 
-// readRows runs a bucket-reading statement in a transaction of its own without
-// JIT, scanning each row into dest and calling row after each.
-func (s *Store) readRows(ctx context.Context, sql string, args, dest []any, row func()) error {
+// readRows runs a bucket-reading statement (without JIT unless jit, see
+// bucketSQL) in a read-only transaction of its own, scanning each row into
+// dest and calling row after each.
+func (s *Store) readRows(ctx context.Context, sql string, jit bool, args, dest []any, row func()) error {
 	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, noJIT); err != nil {
-			return err
+		if !jit {
+			if _, err := tx.Exec(ctx, noJIT); err != nil {
+				return err
+			}
 		}
 		rows, err := tx.Query(ctx, sql, args...)
 		if err != nil {
@@ -715,7 +712,8 @@ func (s *Store) readShare(ctx context.Context, p queryPlan, series []selectedSer
 		bucket time.Time
 		v      float64
 	)
-	err := s.readRows(ctx, s.bucketSQL(p, src), []any{ids, p.from, p.end, p.step}, []any{&id, &bucket, &v}, func() {
+	sql, jit := s.bucketSQL(p, src, "g.id", seriesList)
+	err := s.readRows(ctx, sql, jit, []any{ids, p.from, p.end, p.step}, []any{&id, &bucket, &v}, func() {
 		i := pos[id]
 		series[i].points = append(series[i].points, bucketValue{idx: (bucket.UnixMicro() - fromUS) / stepUS, v: v})
 	})

@@ -212,6 +212,21 @@ VALUES (1, $1, 'DiskFull', $2, '{"summary":"disk full"}', 'firing', 'critical', 
 		len(mutes.AlertMutes[0].SilencedBy) != 1 || mutes.AlertMutes[0].SilencedBy[0] != sil.CreateSilence.ID {
 		t.Errorf("alertMutes = %+v", mutes)
 	}
+	// The silenced alert stays listed among the alerts, marked as silenced.
+	var listed struct {
+		Alerts []struct {
+			Fingerprint, State string
+			Mute               struct {
+				SilencedBy []string
+				Muted      bool
+			}
+		}
+	}
+	mustData(t, s.graphql(t, s.viewerToken, `{ alerts { fingerprint state mute { silencedBy muted } } }`, nil), &listed)
+	if len(listed.Alerts) != 1 || listed.Alerts[0].Fingerprint != fp || listed.Alerts[0].State != "FIRING" ||
+		!listed.Alerts[0].Mute.Muted || len(listed.Alerts[0].Mute.SilencedBy) != 1 {
+		t.Errorf("alerts = %+v, want the firing alert marked silenced", listed)
+	}
 	var expired struct{ ExpireSilence struct{ State string } }
 	mustData(t, s.graphql(t, editor, `mutation($id: ID!) { expireSilence(id: $id) { state } }`, map[string]any{"id": sil.CreateSilence.ID}), &expired)
 	if expired.ExpireSilence.State != "EXPIRED" {

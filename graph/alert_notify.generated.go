@@ -3774,6 +3774,14 @@ func (ec *executionContext) marshalNAlertMute2ᚕgithubᚗcomᚋamasᚑeyeᚋama
 	return ret
 }
 
+func (ec *executionContext) marshalNAlertMute2ᚖgithubᚗcomᚋamasᚑeyeᚋamasᚋgraphᚋmodelᚐAlertMute(ctx context.Context, sel ast.SelectionSet, v *model.AlertMute) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AlertMute!")
+		return graphql.Null
+	}
+	return ec._AlertMute(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNChannelInput2githubᚗcomᚋamasᚑeyeᚋamasᚋgraphᚋmodelᚐChannelInput(ctx context.Context, v any) (model.ChannelInput, error) {
 	res, err := ec.unmarshalInputChannelInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)

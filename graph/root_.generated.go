@@ -26,6 +26,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	Agent() AgentResolver
 	AgentCollector() AgentCollectorResolver
+	Alert() AlertResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
 	Series() SeriesResolver
@@ -72,6 +73,7 @@ type ComplexityRoot struct {
 		Fingerprint  func(childComplexity int) int
 		GeneratorURL func(childComplexity int) int
 		Labels       func(childComplexity int) int
+		Mute         func(childComplexity int) int
 		RuleID       func(childComplexity int) int
 		RuleName     func(childComplexity int) int
 		Severity     func(childComplexity int) int
@@ -741,6 +743,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Alert.Labels(childComplexity), true
+	case "Alert.mute":
+		if e.ComplexityRoot.Alert.Mute == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Alert.Mute(childComplexity), true
 	case "Alert.ruleId":
 		if e.ComplexityRoot.Alert.RuleID == nil {
 			break
@@ -3400,6 +3408,11 @@ type Acknowledgement {
   ackedAt: Time!
 }
 
+extend type Alert {
+  "How notifications of this alert stand: silenced and inhibited alerts stay listed, marked here."
+  mute: AlertMute!
+}
+
 type AlertMute {
   fingerprint: String!
   "The active silences muting the alert."
@@ -4392,6 +4405,8 @@ func (ec *executionContext) childFields_Alert(ctx context.Context, field graphql
 		return ec.fieldContext_Alert_updatedAt(ctx, field)
 	case "generatorUrl":
 		return ec.fieldContext_Alert_generatorUrl(ctx, field)
+	case "mute":
+		return ec.fieldContext_Alert_mute(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Alert", field.Name)
 }

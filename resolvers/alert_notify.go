@@ -398,3 +398,15 @@ func checkRouteChannels(r dispatch.Route, chans []notifiers.Channel, path string
 	}
 	return nil
 }
+
+func muteOut(fp string, m dispatch.Mute) model.AlertMute {
+	am := model.AlertMute{Fingerprint: fp, SilencedBy: []string{}, Acknowledged: m.Acknowledged, Muted: m.Muted()}
+	for _, id := range m.SilencedBy {
+		am.SilencedBy = append(am.SilencedBy, formatID(id))
+	}
+	if m.InhibitedBy != "" {
+		src, rule := m.InhibitedBy, formatID(m.InhibitRuleID)
+		am.InhibitedBy, am.InhibitRuleID = &src, &rule
+	}
+	return am
+}

@@ -20,6 +20,15 @@ import (
 	"github.com/amas-eye/amas/store"
 )
 
+func (r *alertResolver) Mute(ctx context.Context, obj *model.Alert) (*model.AlertMute, error) {
+	m, err := r.alertMute(ctx, obj.Fingerprint)
+	if err != nil {
+		return nil, err
+	}
+	out := muteOut(obj.Fingerprint, m)
+	return &out, nil
+}
+
 func (r *mutationResolver) CreateChannel(ctx context.Context, input model.ChannelInput) (*model.NotifyChannel, error) {
 	ch := channelIn(notifiers.Channel{}, input)
 	if err := notifiers.Validate(ch); err != nil {
@@ -348,16 +357,7 @@ func (r *queryResolver) AlertMutes(ctx context.Context, fingerprints []string) (
 	}
 	out := make([]model.AlertMute, 0, len(mutes))
 	for _, fp := range slices.Sorted(maps.Keys(mutes)) {
-		m := mutes[fp]
-		am := model.AlertMute{Fingerprint: fp, SilencedBy: []string{}, Acknowledged: m.Acknowledged, Muted: m.Muted()}
-		for _, id := range m.SilencedBy {
-			am.SilencedBy = append(am.SilencedBy, formatID(id))
-		}
-		if m.InhibitedBy != "" {
-			src, rule := m.InhibitedBy, formatID(m.InhibitRuleID)
-			am.InhibitedBy, am.InhibitRuleID = &src, &rule
-		}
-		out = append(out, am)
+		out = append(out, muteOut(fp, mutes[fp]))
 	}
 	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/amas-eye/amas/alerting/dispatch"
 	"github.com/amas-eye/amas/resolvers/scalar"
 	"github.com/amas-eye/amas/store"
 )
@@ -21,6 +22,10 @@ type operationScope struct {
 	// metric, so Series.info would otherwise ask the database once per series.
 	mu    sync.Mutex
 	infos map[string]func() (*store.MetricInfo, error)
+
+	// mutes is the mute state of every open alert, read once for all the
+	// Alert.mute fields of the operation (inhibition is judged among all alerts).
+	mutes func() (map[string]dispatch.Mute, error)
 }
 
 type scopeKey struct{}
@@ -31,6 +36,7 @@ type scopeKey struct{}
 // changes) and bounds each update by MaxPoints instead.
 func (r *Resolver) WithOperationScope(ctx context.Context) context.Context {
 	s := &operationScope{infos: map[string]func() (*store.MetricInfo, error){}}
+	s.mutes = sync.OnceValues(func() (map[string]dispatch.Mute, error) { return r.cfg.Notify.Mutes.Status(ctx) })
 	s.pointsLeft.Store(int64(r.cfg.MaxPoints))
 	return context.WithValue(ctx, scopeKey{}, s)
 }
@@ -95,4 +101,18 @@ func (r *Resolver) metricInfo(ctx context.Context, metric string) (*store.Metric
 	}
 	scope.mu.Unlock()
 	return once()
+}
+
+// alertMute is the mute state of the open alert with fingerprint fp; the zero
+// Mute (nothing mutes it) for an alert that is not open.
+func (r *Resolver) alertMute(ctx context.Context, fp string) (dispatch.Mute, error) {
+	read := func() (map[string]dispatch.Mute, error) { return r.cfg.Notify.Mutes.Status(ctx, fp) }
+	if scope, ok := scopeOf(ctx); ok {
+		read = scope.mutes
+	}
+	mutes, err := read()
+	if err != nil {
+		return dispatch.Mute{}, err
+	}
+	return mutes[fp], nil
 }

@@ -45,6 +45,8 @@ type Alert struct {
 	// The latest evaluation.
 	UpdatedAt    time.Time `json:"updatedAt"`
 	GeneratorURL string    `json:"generatorUrl"`
+	// How notifications of this alert stand: silenced and inhibited alerts stay listed, marked here.
+	Mute *AlertMute `json:"mute"`
 }
 
 type AlertEventFilter struct {

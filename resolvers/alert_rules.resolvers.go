@@ -13,6 +13,7 @@ import (
 
 	"github.com/amas-eye/amas/alerting/engine"
 	"github.com/amas-eye/amas/alerting/events"
+	"github.com/amas-eye/amas/graph"
 	"github.com/amas-eye/amas/graph/model"
 	"github.com/amas-eye/amas/store"
 )
@@ -182,3 +183,7 @@ func (r *subscriptionResolver) AlertEvents(ctx context.Context, filter *model.Al
 	}()
 	return out, nil
 }
+
+func (r *Resolver) Alert() graph.AlertResolver { return &alertResolver{r} }
+
+type alertResolver struct{ *Resolver }

@@ -34,7 +34,6 @@ bench:
 	$(GO) run ./bench/otlp
 	$(GO) run ./bench/agent
 	$(GO) run ./bench/alert
-	$(GO) run ./bench/notify
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParsePutLine -fuzztime $(FUZZTIME) ./ingest/opentsdb

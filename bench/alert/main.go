@@ -2,13 +2,14 @@
 // its own series (threshold on a 1m average, 15s interval), all due at once, on a
 // fresh database. It times the rounds of one engine and, as the baseline from the
 // same run, one bulk query that reads the same data (every series' 1m average in
-// one statement). Its last line is machine-readable:
+// one statement). A last round, not in the figure, has every rule fire at once
+// (a storm of 2 alerts per rule). Then it measures notifications/s through the
+// webhook channel (notify.go). Its last line is machine-readable:
 //
-//	RESULT eval_round_s=<n>
+//	RESULT eval_round_s=<n> notifications_per_s=<n>
 //
-// (the median steady-state round: leases renewed, every rule evaluated, results
-// and state changes committed). A last round, not in the figure, has every rule
-// fire at once (a storm of 2 alerts per rule).
+// (eval_round_s: the median steady-state round — leases renewed, every rule
+// evaluated, results and state changes committed).
 package main
 
 import (
@@ -28,6 +29,7 @@ import (
 )
 
 type options struct {
+	notify   notifyOptions
 	rules    int
 	step     time.Duration
 	span     time.Duration
@@ -45,8 +47,11 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 5, "evaluation rounds timed after the first")
 	flag.DurationVar(&o.interval, "interval", 15*time.Second, "rule interval (the clock advances by it each round)")
 	flag.IntVar(&o.firing, "firing-every", 100, "every n-th series is above its threshold (alerts fire)")
-	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark database")
+	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark databases")
+	flag.IntVar(&o.notify.groups, "groups", 5000, "aggregation groups of the notification run (one firing alert each), so as many notifications")
+	flag.IntVar(&o.notify.concurrency, "concurrency", 8, "groups flushed at once, and concurrent senders of the notification baseline")
 	flag.Parse()
+	o.notify.keep = o.keep
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -141,7 +146,11 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("%-34s %10.3f   (one statement: every series' 1m average)\n", "baseline: bulk query, same data", base)
 	fmt.Printf("%-34s %10.1fx\n", "round / baseline", median/base)
 	fmt.Printf("%-34s %10.2f%%  (of the %s interval; target round < 5s)\n\n", "round / interval", 100*median/o.interval.Seconds(), o.interval)
-	fmt.Printf("RESULT eval_round_s=%.3f\n", median)
+	rate, err := runNotify(ctx, o.notify)
+	if err != nil {
+		return fmt.Errorf("notifications: %w", err)
+	}
+	fmt.Printf("RESULT eval_round_s=%.3f notifications_per_s=%.0f\n", median, rate)
 	return nil
 }
 

@@ -1,24 +1,20 @@
-// Command notify measures notifications per second through the webhook channel:
-// one dispatch round that flushes -groups aggregation groups (one alert each),
-// through routing, the notification log in PostgreSQL (a log read, the fenced
-// insert before the send, the attempt record after it) and the Alertmanager
-// payload, to a local httptest receiver. The baseline, measured in the same
-// run, POSTs the same payloads straight to the same receiver with as many
-// concurrent senders and no log.
-//
-//	go run ./bench/notify [-groups 5000] [-concurrency 8]
+// The notification half of the benchmark: notifications per second through the
+// webhook channel, one dispatch round that flushes -groups aggregation groups
+// (one alert each), through routing, the notification log in PostgreSQL (a log
+// read, the fenced insert before the send, the attempt record after it) and the
+// Alertmanager payload, to a local httptest receiver. The baseline, measured in
+// the same run, POSTs the same payloads straight to the same receiver with as
+// many concurrent senders and no log.
 package main
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,22 +28,10 @@ import (
 	"github.com/amas-eye/amas/store/storetest"
 )
 
-type options struct {
+type notifyOptions struct {
 	groups      int
 	concurrency int
 	keep        bool
-}
-
-func main() {
-	var o options
-	flag.IntVar(&o.groups, "groups", 5000, "aggregation groups (one firing alert each), so as many notifications")
-	flag.IntVar(&o.concurrency, "concurrency", 8, "groups flushed at once, and concurrent senders of the baseline")
-	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark database")
-	flag.Parse()
-	if err := run(context.Background(), o); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
 }
 
 // alertList is the engine's output for the benchmark: a fixed set of alerts.
@@ -55,20 +39,21 @@ type alertList []alerting.Alert
 
 func (l alertList) ActiveAlerts(context.Context, time.Time) ([]alerting.Alert, error) { return l, nil }
 
-func run(ctx context.Context, o options) error {
+// runNotify prints the notification table and returns the dispatcher's rate.
+func runNotify(ctx context.Context, o notifyOptions) (float64, error) {
 	db, err := storetest.Create(ctx, "bench_notify")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if !o.keep {
 		defer db.Drop(context.Background())
 	}
 	if err := storetest.Migrate(ctx, db.URL); err != nil {
-		return err
+		return 0, err
 	}
 	st, err := store.Open(ctx, db.URL)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer st.Close()
 
@@ -82,11 +67,11 @@ func run(ctx context.Context, o options) error {
 
 	ch, err := st.CreateChannel(ctx, notifiers.Channel{Name: "bench", Type: "webhook", Secrets: map[string]string{"url": srv.URL}, SendResolved: true})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	zero := time.Duration(0)
 	if err := st.SetRoutes(ctx, dispatch.Route{Channels: []int64{ch.ID}, GroupBy: []string{"alertname", "host"}, GroupWait: &zero}, "bench"); err != nil {
-		return err
+		return 0, err
 	}
 	now := time.Now()
 	alerts := make(alertList, o.groups)
@@ -103,12 +88,12 @@ func run(ctx context.Context, o options) error {
 		msg := notifiers.NewMessage("bench", `{}:{alertname="HostDown", host="`+a.Labels["host"]+`"}`, "",
 			alerting.Labels{"alertname": "HostDown", "host": a.Labels["host"]}, []alerting.Alert{a}, nil)
 		if bodies[i], err = json.Marshal(notifiers.WebhookPayload(msg)); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	start := time.Now()
 	if err := postAll(ctx, client, srv.URL, bodies, o.concurrency); err != nil {
-		return fmt.Errorf("baseline: %w", err)
+		return 0, fmt.Errorf("baseline: %w", err)
 	}
 	baseline := float64(len(bodies)) / time.Since(start).Seconds()
 
@@ -121,32 +106,31 @@ func run(ctx context.Context, o options) error {
 		dispatch.Config{Concurrency: o.concurrency, Now: func() time.Time { return now }})
 	lease, err := st.TryLeadDispatch(ctx, "bench")
 	if err != nil || lease == nil {
-		return fmt.Errorf("lead: %v", err)
+		return 0, fmt.Errorf("lead: %v", err)
 	}
 	defer lease.Release()
 	start = time.Now()
 	if _, err := d.Round(ctx, lease.Term()); err != nil {
-		return err
+		return 0, err
 	}
 	elapsed := time.Since(start)
 	if n := received.Load(); n != int64(o.groups) {
-		return fmt.Errorf("receiver got %d notifications, want %d", n, o.groups)
+		return 0, fmt.Errorf("receiver got %d notifications, want %d", n, o.groups)
 	}
 	rate := float64(o.groups) / elapsed.Seconds()
 	sent, err := st.Notifications(ctx, store.NotificationFilter{Status: dispatch.StatusSent, Limit: o.groups + 1})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if len(sent) != o.groups {
-		return fmt.Errorf("log holds %d sent notifications, want %d", len(sent), o.groups)
+		return 0, fmt.Errorf("log holds %d sent notifications, want %d", len(sent), o.groups)
 	}
 
 	fmt.Printf("%d groups, one alert each, %d concurrent, webhook to a local httptest receiver\n\n", o.groups, o.concurrency)
 	fmt.Printf("%-48s %14s %8s\n", "path", "notifications/s", "vs raw")
 	fmt.Printf("%-48s %14.0f %8.2f\n", "raw HTTP POST of the same payloads (baseline)", baseline, 1.0)
 	fmt.Printf("%-48s %14.0f %8.2f\n\n", "dispatcher: route, group, log, send, record", rate, rate/baseline)
-	fmt.Printf("RESULT notifications_per_s=%.0f\n", rate)
-	return nil
+	return rate, nil
 }
 
 // postAll POSTs every body with n concurrent senders.

@@ -45,7 +45,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	printBanner(stdout, a)
-	log.Info("amas started", "version", app.Version, "http", a.HTTPAddr(), "put", a.PutAddr())
+	log.Info("amas started", "version", app.Version, "http", a.HTTPAddr(), "put", a.PutAddr(),
+		"otlp_grpc", a.OTLPGRPCAddr(), "otlp_http", a.OTLPHTTPAddr())
 	<-ctx.Done()
 	log.Info("shutting down: flushing accepted points", "grace", cfg.ShutdownGrace)
 	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
@@ -62,6 +63,12 @@ func printBanner(w io.Writer, a *app.App) {
 	fmt.Fprintf(w, "  OpenTSDB HTTP put:    %s/api/put\n", web)
 	if put := a.PutAddr(); put != "" {
 		fmt.Fprintf(w, "  OpenTSDB telnet put:  %s\n", displayAddr(put))
+	}
+	if grpc := a.OTLPGRPCAddr(); grpc != "" {
+		fmt.Fprintf(w, "  OTLP gRPC:            %s\n", displayAddr(grpc))
+	}
+	if otlpHTTP := a.OTLPHTTPAddr(); otlpHTTP != "" {
+		fmt.Fprintf(w, "  OTLP HTTP:            http://%s/v1/traces, /v1/metrics (Zipkin: /api/v2/spans)\n", displayAddr(otlpHTTP))
 	}
 	if b := a.Bootstrap; b != nil {
 		fmt.Fprintf(w, "\nFirst start: created these credentials (shown only now):\n")

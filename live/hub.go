@@ -7,16 +7,15 @@ package live
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/amas-eye/amas/internal/pglisten"
 	"github.com/amas-eye/amas/store"
 )
 
@@ -26,7 +25,7 @@ type Querier interface {
 }
 
 // ConnectFunc opens the Hub's dedicated LISTEN connection.
-type ConnectFunc func(ctx context.Context) (*pgx.Conn, error)
+type ConnectFunc = pglisten.ConnectFunc
 
 // PoolConnector opens connections with pool's settings but outside it: a LISTEN
 // connection is held for the life of the Hub and must not take a pool slot.
@@ -78,12 +77,10 @@ const futureSlack = time.Minute
 // Hub fans notifications out to subscriptions. Run owns its connection; Subscribe
 // may be called before, during and after Run.
 type Hub struct {
-	connect ConnectFunc
-	q       Querier
-	log     *slog.Logger
-	opt     Options
-
-	listening atomic.Bool
+	listener *pglisten.Listener
+	q        Querier
+	log      *slog.Logger
+	opt      Options
 
 	mu       sync.Mutex
 	byMetric map[string]map[*subscription]struct{}
@@ -93,10 +90,11 @@ type Hub struct {
 // queries with q.
 func New(connect ConnectFunc, q Querier, log *slog.Logger, opt Options) *Hub {
 	opt.fill()
+	log = log.With("component", "live")
 	return &Hub{
-		connect:  connect,
+		listener: pglisten.New(connect, store.SamplesChannel, opt.MinBackoff, opt.MaxBackoff, log),
 		q:        q,
-		log:      log.With("component", "live"),
+		log:      log,
 		opt:      opt,
 		byMetric: map[string]map[*subscription]struct{}{},
 	}
@@ -104,58 +102,16 @@ func New(connect ConnectFunc, q Querier, log *slog.Logger, opt Options) *Hub {
 
 // Listening reports whether the LISTEN connection is up: until it is, commits are
 // not seen (subscriptions catch up when it comes back).
-func (h *Hub) Listening() bool { return h.listening.Load() }
+func (h *Hub) Listening() bool { return h.listener.Listening() }
 
 // Run listens until ctx ends, reconnecting with exponential back-off when the
 // connection is lost. It returns nil when ctx ends.
 func (h *Hub) Run(ctx context.Context) error {
-	backoff := h.opt.MinBackoff
-	for {
-		connected, err := h.listen(ctx)
-		h.listening.Store(false)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if connected {
-			backoff = h.opt.MinBackoff
-		}
-		h.log.Warn("listen connection lost, reconnecting", "err", err, "retry_in", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		backoff = min(2*backoff, h.opt.MaxBackoff)
-	}
-}
-
-// listen runs one connection: LISTEN, then dispatch until an error. connected
-// reports whether LISTEN succeeded.
-func (h *Hub) listen(ctx context.Context) (connected bool, err error) {
-	conn, err := h.connect(ctx)
-	if err != nil {
-		return false, fmt.Errorf("connect: %w", err)
-	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		defer cancel()
-		_ = conn.Close(closeCtx)
-	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{store.SamplesChannel}.Sanitize()); err != nil {
-		return false, fmt.Errorf("listen: %w", err)
-	}
-	h.listening.Store(true)
-	// Commits made while no connection listened were not announced.
-	h.wakeAll()
-	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			return true, fmt.Errorf("wait for notification: %w", err)
-		}
-		h.dispatch(n.Payload)
-	}
+	return h.listener.Run(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+		// Commits made while no connection listened were not announced.
+		h.wakeAll()
+		return pglisten.Each(ctx, conn, h.dispatch)
+	})
 }
 
 // dispatch wakes the subscriptions of the metrics a notification names.

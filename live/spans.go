@@ -3,15 +3,14 @@ package live
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/amas-eye/amas/internal/pglisten"
 	"github.com/amas-eye/amas/store"
 )
 
@@ -25,12 +24,9 @@ type SpanReader interface {
 // commit on any replica is announced; for each announcement a subscription
 // whose filter can match reads that commit's matching spans.
 type SpanHub struct {
-	connect ConnectFunc
-	r       SpanReader
-	log     *slog.Logger
-	opt     Options
-
-	listening atomic.Bool
+	listener *pglisten.Listener
+	r        SpanReader
+	log      *slog.Logger
 
 	mu   sync.Mutex
 	subs map[*spanSubscription]struct{}
@@ -50,63 +46,26 @@ type spanSubscription struct {
 // reading spans with r. Of opt, only the back-off bounds are used.
 func NewSpanHub(connect ConnectFunc, r SpanReader, log *slog.Logger, opt Options) *SpanHub {
 	opt.fill()
-	return &SpanHub{connect: connect, r: r, log: log.With("component", "live-spans"), opt: opt,
-		subs: map[*spanSubscription]struct{}{}}
+	log = log.With("component", "live-spans")
+	return &SpanHub{listener: pglisten.New(connect, store.SpansChannel, opt.MinBackoff, opt.MaxBackoff, log),
+		r: r, log: log, subs: map[*spanSubscription]struct{}{}}
 }
 
 // Listening reports whether the LISTEN connection is up.
-func (h *SpanHub) Listening() bool { return h.listening.Load() }
+func (h *SpanHub) Listening() bool { return h.listener.Listening() }
 
 // Run listens until ctx ends, reconnecting with exponential back-off.
 func (h *SpanHub) Run(ctx context.Context) error {
-	backoff := h.opt.MinBackoff
-	for {
-		connected, err := h.listen(ctx)
-		h.listening.Store(false)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if connected {
-			backoff = h.opt.MinBackoff
-		}
-		h.log.Warn("listen connection lost, reconnecting", "err", err, "retry_in", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		backoff = min(2*backoff, h.opt.MaxBackoff)
-	}
-}
-
-func (h *SpanHub) listen(ctx context.Context) (bool, error) {
-	conn, err := h.connect(ctx)
-	if err != nil {
-		return false, fmt.Errorf("connect: %w", err)
-	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		defer cancel()
-		_ = conn.Close(closeCtx)
-	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{store.SpansChannel}.Sanitize()); err != nil {
-		return false, fmt.Errorf("listen: %w", err)
-	}
-	h.listening.Store(true)
-	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			return true, fmt.Errorf("wait for notification: %w", err)
-		}
-		var b store.SpanBatch
-		if err := json.Unmarshal([]byte(n.Payload), &b); err != nil {
-			h.log.Warn("unreadable span notification", "payload", n.Payload, "err", err)
-			continue
-		}
-		h.dispatch(b)
-	}
+	return h.listener.Run(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+		return pglisten.Each(ctx, conn, func(payload string) {
+			var b store.SpanBatch
+			if err := json.Unmarshal([]byte(payload), &b); err != nil {
+				h.log.Warn("unreadable span notification", "payload", payload, "err", err)
+				return
+			}
+			h.dispatch(b)
+		})
+	})
 }
 
 // dispatch hands a commit to every subscription whose service it may contain.

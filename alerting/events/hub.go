@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/amas-eye/amas/alerting"
+	"github.com/amas-eye/amas/internal/pglisten"
 	"github.com/amas-eye/amas/store"
 )
 
@@ -27,7 +28,7 @@ type History interface {
 }
 
 // ConnectFunc opens the Hub's LISTEN connection (outside the pool).
-type ConnectFunc func(ctx context.Context) (*pgx.Conn, error)
+type ConnectFunc = pglisten.ConnectFunc
 
 // Filter selects the changes a subscription receives; zero fields select all.
 type Filter struct {
@@ -90,10 +91,10 @@ type subscriber struct {
 
 // Hub fans changes out. Run owns the connection; Subscribe may be called at any time.
 type Hub struct {
-	connect ConnectFunc
-	hist    History
-	log     *slog.Logger
-	opt     Options
+	listener *pglisten.Listener
+	hist     History
+	log      *slog.Logger
+	opt      Options
 
 	mu     sync.Mutex
 	subs   map[*subscriber]struct{}
@@ -103,7 +104,9 @@ type Hub struct {
 // New returns a Hub.
 func New(connect ConnectFunc, hist History, log *slog.Logger, opt Options) *Hub {
 	opt.fill()
-	return &Hub{connect: connect, hist: hist, log: log.With("component", "alert-events"), opt: opt, subs: map[*subscriber]struct{}{}}
+	log = log.With("component", "alert-events")
+	return &Hub{listener: pglisten.New(connect, store.AlertsChannel, opt.MinBackoff, opt.MaxBackoff, log),
+		hist: hist, log: log, opt: opt, subs: map[*subscriber]struct{}{}}
 }
 
 // Subscribe returns the changes matching f from now on. The channel is closed when
@@ -131,54 +134,23 @@ func (h *Hub) drop(s *subscriber) {
 }
 
 // Run listens until ctx ends, reconnecting with back-off. It returns nil when ctx ends.
-func (h *Hub) Run(ctx context.Context) error {
-	backoff := h.opt.MinBackoff
-	for {
-		connected, err := h.listen(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if connected {
-			backoff = h.opt.MinBackoff
-		}
-		h.log.Warn("alert events connection lost, reconnecting", "err", err, "retry_in", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		backoff = min(2*backoff, h.opt.MaxBackoff)
-	}
-}
+func (h *Hub) Run(ctx context.Context) error { return h.listener.Run(ctx, h.serve) }
 
-func (h *Hub) listen(ctx context.Context) (bool, error) {
-	conn, err := h.connect(ctx)
-	if err != nil {
-		return false, fmt.Errorf("connect: %w", err)
-	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		defer cancel()
-		_ = conn.Close(closeCtx)
-	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{store.AlertsChannel}.Sanitize()); err != nil {
-		return false, fmt.Errorf("listen: %w", err)
-	}
+// serve catches up on one LISTENing connection, then delivers its notifications.
+func (h *Hub) serve(ctx context.Context, conn *pgx.Conn) error {
 	// Changes committed while nobody listened: read them from the history.
 	h.mu.Lock()
 	last := h.lastID
 	h.mu.Unlock()
 	if last > 0 {
 		if err := h.deliver(ctx, store.HistoryFilter{AfterID: last, Limit: maxBurst}); err != nil {
-			return true, err
+			return err
 		}
 	}
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
-			return true, fmt.Errorf("wait for notification: %w", err)
+			return fmt.Errorf("wait for notification: %w", err)
 		}
 		ids := []int64{historyID(n.Payload)}
 		// Gather the rest of a burst, so a storm costs one history query.
@@ -188,14 +160,14 @@ func (h *Hub) listen(ctx context.Context) (bool, error) {
 			cancel()
 			if err != nil {
 				if ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
-					return true, fmt.Errorf("wait for notification: %w", err)
+					return fmt.Errorf("wait for notification: %w", err)
 				}
 				break
 			}
 			ids = append(ids, historyID(n.Payload))
 		}
 		if err := h.deliver(ctx, store.HistoryFilter{IDs: ids, Limit: len(ids)}); err != nil {
-			return true, err
+			return err
 		}
 	}
 }

@@ -1,10 +1,12 @@
 package rule
 
 import (
+	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/amas-eye/amas/internal/durtext"
 )
 
 // DefaultInterval is the evaluation interval of a rule that gives none.
@@ -17,86 +19,32 @@ type Duration time.Duration
 // D is d as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-var durationUnits = []struct {
-	suffix string
-	d      time.Duration
-}{
-	{"w", 7 * 24 * time.Hour},
-	{"d", 24 * time.Hour},
-	{"h", time.Hour},
-	{"m", time.Minute},
-	{"s", time.Second},
-	{"ms", time.Millisecond},
+var durationUnits = []durtext.Unit{
+	{Suffix: "w", D: 7 * 24 * time.Hour},
+	{Suffix: "d", D: 24 * time.Hour},
+	{Suffix: "h", D: time.Hour},
+	{Suffix: "m", D: time.Minute},
+	{Suffix: "s", D: time.Second},
+	{Suffix: "ms", D: time.Millisecond},
 }
 
 // ParseDuration reads a Duration; "0" and "0s" are zero.
 func ParseDuration(s string) (Duration, error) {
-	rest := strings.TrimSpace(s)
-	if rest == "0" {
+	if strings.TrimSpace(s) == "0" {
 		return 0, nil
 	}
-	bad := fmt.Errorf("invalid duration %q: want whole numbers with units ms, s, m, h, d, w, such as 15s, 5m or 1h30m", s)
-	if rest == "" {
-		return 0, bad
+	d, err := durtext.Parse(s, durationUnits)
+	switch {
+	case errors.Is(err, durtext.ErrOverflow):
+		return 0, fmt.Errorf("invalid duration %q: too long", s)
+	case err != nil:
+		return 0, fmt.Errorf("invalid duration %q: want whole numbers with units ms, s, m, h, d, w, such as 15s, 5m or 1h30m", s)
 	}
-	var total time.Duration
-	for rest != "" {
-		i := 0
-		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
-			i++
-		}
-		if i == 0 || i > 12 {
-			return 0, bad
-		}
-		n, _ := strconv.ParseInt(rest[:i], 10, 64)
-		rest = rest[i:]
-		unit := time.Duration(0)
-		switch {
-		case strings.HasPrefix(rest, "ms"):
-			unit, rest = time.Millisecond, rest[2:]
-		case rest != "":
-			for _, u := range durationUnits {
-				if len(u.suffix) == 1 && rest[0] == u.suffix[0] {
-					unit, rest = u.d, rest[1:]
-					break
-				}
-			}
-		}
-		if unit == 0 {
-			return 0, bad
-		}
-		term := time.Duration(n) * unit
-		if term/unit != time.Duration(n) || total+term < total {
-			return 0, fmt.Errorf("invalid duration %q: too long", s)
-		}
-		total += term
-	}
-	return Duration(total), nil
+	return Duration(d), nil
 }
 
 // String writes d as ParseDuration reads it.
-func (d Duration) String() string {
-	if d == 0 {
-		return "0s"
-	}
-	var b strings.Builder
-	v := time.Duration(d)
-	if v < 0 {
-		b.WriteByte('-')
-		v = -v
-	}
-	for _, u := range durationUnits {
-		if n := v / u.d; n > 0 {
-			b.WriteString(strconv.FormatInt(int64(n), 10))
-			b.WriteString(u.suffix)
-			v -= n * u.d
-		}
-	}
-	if v > 0 {
-		b.WriteString(v.String())
-	}
-	return b.String()
-}
+func (d Duration) String() string { return durtext.Format(time.Duration(d), durationUnits) }
 
 // MarshalText writes d as a string such as "5m".
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }

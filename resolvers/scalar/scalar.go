@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/amas-eye/amas/internal/durtext"
 )
 
 // InputError is a value the client sent that cannot be used. Its text is shown to
@@ -47,33 +48,16 @@ func UnmarshalTime(v any) (time.Time, error) {
 	return t, nil
 }
 
-type durationUnit struct {
-	suffix string
-	d      time.Duration
-}
-
-// durationUnits are the units of a Duration, largest first. Parsing tries the
-// two-letter suffixes first, so that "ms" is not read as "m".
-var durationUnits = []durationUnit{
-	{"w", 7 * 24 * time.Hour},
-	{"d", 24 * time.Hour},
-	{"h", time.Hour},
-	{"m", time.Minute},
-	{"s", time.Second},
-	{"ms", time.Millisecond},
-	{"us", time.Microsecond},
-	{"ns", time.Nanosecond},
-}
-
-func parseUnit(s string) (time.Duration, string) {
-	for _, n := range []int{2, 1} {
-		for _, u := range durationUnits {
-			if len(u.suffix) == n && strings.HasPrefix(s, u.suffix) {
-				return u.d, s[n:]
-			}
-		}
-	}
-	return 0, s
+// durationUnits are the units of a Duration, largest first.
+var durationUnits = []durtext.Unit{
+	{Suffix: "w", D: 7 * 24 * time.Hour},
+	{Suffix: "d", D: 24 * time.Hour},
+	{Suffix: "h", D: time.Hour},
+	{Suffix: "m", D: time.Minute},
+	{Suffix: "s", D: time.Second},
+	{Suffix: "ms", D: time.Millisecond},
+	{Suffix: "us", D: time.Microsecond},
+	{Suffix: "ns", D: time.Nanosecond},
 }
 
 // MarshalDuration writes d in the form ParseDuration reads, largest units first
@@ -96,57 +80,12 @@ func UnmarshalDuration(v any) (time.Duration, error) {
 // ParseDuration reads one or more <whole number><unit> terms, units w, d, h, m, s,
 // ms (and us, ns, which FormatDuration may write); the result must be positive.
 func ParseDuration(s string) (time.Duration, error) {
-	bad := func() (time.Duration, error) {
+	d, err := durtext.Parse(s, durationUnits)
+	if err != nil || d <= 0 {
 		return 0, Inputf("invalid Duration %q: want a positive whole number and a unit (ms, s, m, h, d, w), such as 10s, 5m, 1h or 1d", s)
 	}
-	rest := strings.TrimSpace(s)
-	if rest == "" {
-		return bad()
-	}
-	var total time.Duration
-	for rest != "" {
-		i := 0
-		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
-			i++
-		}
-		if i == 0 || i > 12 {
-			return bad()
-		}
-		n, _ := strconv.ParseInt(rest[:i], 10, 64)
-		rest = rest[i:]
-		var unit time.Duration
-		if unit, rest = parseUnit(rest); unit == 0 {
-			return bad()
-		}
-		// Overflow: a term or the sum beyond ~292 years.
-		term := time.Duration(n) * unit
-		if term/unit != time.Duration(n) || total+term < total {
-			return bad()
-		}
-		total += term
-	}
-	if total <= 0 {
-		return bad()
-	}
-	return total, nil
+	return d, nil
 }
 
 // FormatDuration writes d with the units ParseDuration reads, largest first.
-func FormatDuration(d time.Duration) string {
-	if d == 0 {
-		return "0s"
-	}
-	var b strings.Builder
-	if d < 0 {
-		b.WriteByte('-')
-		d = -d
-	}
-	for _, u := range durationUnits {
-		if n := d / u.d; n > 0 {
-			b.WriteString(strconv.FormatInt(int64(n), 10))
-			b.WriteString(u.suffix)
-			d -= n * u.d
-		}
-	}
-	return b.String()
-}
+func FormatDuration(d time.Duration) string { return durtext.Format(d, durationUnits) }

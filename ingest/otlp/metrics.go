@@ -131,7 +131,22 @@ func (c *metricConverter) numbers(name string, dps pmetric.NumberDataPointSlice)
 	}
 }
 
-func (c *metricConverter) histogram(name string, dp pmetric.HistogramDataPoint, cumulative bool) {
+// histogramPoint is what explicit and exponential histogram data points share.
+type histogramPoint interface {
+	Attributes() pcommon.Map
+	Timestamp() pcommon.Timestamp
+	Count() uint64
+	HasSum() bool
+	Sum() float64
+	HasMin() bool
+	Min() float64
+	HasMax() bool
+	Max() float64
+}
+
+// beginHistogram starts a histogram data point with its name.count, and its
+// name.sum, .min and .max where it has them, and returns its tags and time.
+func beginHistogram[P histogramPoint](c *metricConverter, name string, dp P) (map[string]string, pcommon.Timestamp) {
 	c.begin()
 	tags := c.tags(dp.Attributes())
 	ts := dp.Timestamp()
@@ -145,6 +160,11 @@ func (c *metricConverter) histogram(name string, dp pmetric.HistogramDataPoint, 
 	if dp.HasMax() {
 		c.add(name+".max", tags, ts, dp.Max())
 	}
+	return tags, ts
+}
+
+func (c *metricConverter) histogram(name string, dp pmetric.HistogramDataPoint, cumulative bool) {
+	tags, ts := beginHistogram(c, name, dp)
 	bounds, counts := dp.ExplicitBounds().AsRaw(), dp.BucketCounts().AsRaw()
 	if len(counts) == len(bounds)+1 {
 		var cum uint64
@@ -237,19 +257,7 @@ func (b buckets) explicitQuantile(q float64, bounds []float64, counts []uint64) 
 }
 
 func (c *metricConverter) expHistogram(name string, dp pmetric.ExponentialHistogramDataPoint) {
-	c.begin()
-	tags := c.tags(dp.Attributes())
-	ts := dp.Timestamp()
-	c.add(name+".count", tags, ts, float64(dp.Count()))
-	if dp.HasSum() {
-		c.add(name+".sum", tags, ts, dp.Sum())
-	}
-	if dp.HasMin() {
-		c.add(name+".min", tags, ts, dp.Min())
-	}
-	if dp.HasMax() {
-		c.add(name+".max", tags, ts, dp.Max())
-	}
+	tags, ts := beginHistogram(c, name, dp)
 	// Explicit buckets, lowest first: negative ones (mirrored), zero, positive.
 	base := math.Pow(2, math.Pow(2, -float64(dp.Scale())))
 	var bounds []float64

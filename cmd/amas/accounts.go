@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/amas-eye/amas/app"
 	"github.com/amas-eye/amas/auth"
 )
 
@@ -22,16 +21,11 @@ func withAuth(ctx context.Context, name string, args []string, stderr io.Writer,
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	db, err := app.OpenDatabase(ctx, cfg, log)
+	db, err := openMigrated(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer db.Close(context.Background())
-	if !cfg.NoMigrate {
-		if _, err := db.Migrate(ctx); err != nil {
-			return fmt.Errorf("migrate: %w", err)
-		}
-	}
 	return fn(auth.NewService(db.Store, auth.Options{}, log))
 }
 

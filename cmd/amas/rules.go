@@ -11,7 +11,6 @@ import (
 
 	"github.com/amas-eye/amas/alerting/expr"
 	"github.com/amas-eye/amas/alerting/rule"
-	"github.com/amas-eye/amas/app"
 	"github.com/amas-eye/amas/store"
 )
 
@@ -44,16 +43,11 @@ func rulesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return errors.New("rules import needs --file")
 	}
 	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	db, err := app.OpenDatabase(ctx, cfg, log)
+	db, err := openMigrated(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
 	defer db.Close(context.Background())
-	if !cfg.NoMigrate {
-		if _, err := db.Migrate(ctx); err != nil {
-			return fmt.Errorf("migrate: %w", err)
-		}
-	}
 	if sub == "export" {
 		return exportRules(ctx, db.Store, file, stdout)
 	}

@@ -640,7 +640,11 @@ const noJIT = `SET LOCAL jit = off`
 
 // readRows runs a bucket-reading statement (without JIT unless jit, see
 // bucketSQL) in a read-only transaction of its own, scanning each row into
-// dest and calling row after each.
+// dest and calling row after each. The statement is planned for its actual
+// arguments every time rather than prepared: the generic plan of a prepared
+// statement cannot see how many series and buckets it reads, guesses far too
+// many groups, and sorts them instead of hashing (a third slower, measured on
+// 1,000 series × 1 day).
 func (s *Store) readRows(ctx context.Context, sql string, jit bool, args, dest []any, row func()) error {
 	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		if !jit {
@@ -648,7 +652,7 @@ func (s *Store) readRows(ctx context.Context, sql string, jit bool, args, dest [
 				return err
 			}
 		}
-		rows, err := tx.Query(ctx, sql, args...)
+		rows, err := tx.Query(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
 		if err != nil {
 			return err
 		}

@@ -113,16 +113,18 @@ func (s *Store) DeleteChannel(ctx context.Context, id int64) error {
 	return nil
 }
 
-func channelJSON(ch notifiers.Channel) ([]byte, []byte, error) {
+// channelJSON encodes the jsonb columns as text: a []byte parameter is sent as
+// bytea where pgx does not know the column's type (exec mode, as on PGlite).
+func channelJSON(ch notifiers.Channel) (string, string, error) {
 	settings, err := json.Marshal(orEmpty(ch.Settings))
 	if err != nil {
-		return nil, nil, fmt.Errorf("encode channel settings: %w", err)
+		return "", "", fmt.Errorf("encode channel settings: %w", err)
 	}
 	secrets, err := json.Marshal(orEmpty(ch.Secrets))
 	if err != nil {
-		return nil, nil, fmt.Errorf("encode channel secrets: %w", err)
+		return "", "", fmt.Errorf("encode channel secrets: %w", err)
 	}
-	return settings, secrets, nil
+	return string(settings), string(secrets), nil
 }
 
 func orEmpty(m map[string]string) map[string]string {

@@ -86,7 +86,7 @@ func (s *Store) SetRoutes(ctx context.Context, r dispatch.Route, by string) erro
 	}
 	_, err = s.pool.Exec(ctx, `
 INSERT INTO notify_routes (id, tree, updated_by, updated_at) VALUES (1, $1, $2, clock_timestamp())
-ON CONFLICT (id) DO UPDATE SET tree = EXCLUDED.tree, updated_by = EXCLUDED.updated_by, updated_at = EXCLUDED.updated_at`, tree, by)
+ON CONFLICT (id) DO UPDATE SET tree = EXCLUDED.tree, updated_by = EXCLUDED.updated_by, updated_at = EXCLUDED.updated_at`, string(tree), by)
 	if err != nil {
 		return fmt.Errorf("save routing tree: %w", err)
 	}
@@ -182,7 +182,7 @@ func (s *Store) BeginNotification(ctx context.Context, term int64, e dispatch.Lo
 		q = beginTestNotification
 	}
 	var id int64
-	err = s.pool.QueryRow(ctx, q, e.GroupKey, channelID, e.ChannelName, e.ChannelType, string(e.Status), alerts,
+	err = s.pool.QueryRow(ctx, q, e.GroupKey, channelID, e.ChannelName, e.ChannelType, string(e.Status), string(alerts),
 		e.Firing, e.Resolved, e.Error, term, e.CreatedAt).Scan(&id)
 	if isNoRows(err) {
 		return 0, dispatch.ErrNotLeader

@@ -65,7 +65,7 @@ func (s *Store) CreateSilence(ctx context.Context, sl silence.Silence) (silence.
 	}
 	out, err := scanSilence(s.pool.QueryRow(ctx, `
 INSERT INTO silences (matchers, starts_at, ends_at, created_by, comment) VALUES ($1, $2, $3, $4, $5)
-RETURNING `+silenceColumns, matchers, sl.StartsAt, sl.EndsAt, sl.CreatedBy, sl.Comment))
+RETURNING `+silenceColumns, string(matchers), sl.StartsAt, sl.EndsAt, sl.CreatedBy, sl.Comment))
 	if err != nil {
 		return silence.Silence{}, fmt.Errorf("create silence: %w", err)
 	}
@@ -80,7 +80,7 @@ func (s *Store) UpdateSilence(ctx context.Context, sl silence.Silence) (silence.
 	}
 	out, err := scanSilence(s.pool.QueryRow(ctx, `
 UPDATE silences SET matchers = $2, starts_at = $3, ends_at = $4, comment = $5, updated_at = clock_timestamp()
-WHERE id = $1 RETURNING `+silenceColumns, sl.ID, matchers, sl.StartsAt, sl.EndsAt, sl.Comment))
+WHERE id = $1 RETURNING `+silenceColumns, sl.ID, string(matchers), sl.StartsAt, sl.EndsAt, sl.Comment))
 	if isNoRows(err) {
 		return silence.Silence{}, fmt.Errorf("silence %d: %w", sl.ID, ErrNotFound)
 	}
@@ -141,20 +141,20 @@ func (s *Store) InhibitRules(ctx context.Context) ([]inhibit.Rule, error) {
 	return out, rows.Err()
 }
 
-func inhibitJSON(r inhibit.Rule) ([]byte, []byte, []string, error) {
+func inhibitJSON(r inhibit.Rule) (string, string, []string, error) {
 	src, err := json.Marshal(r.Source)
 	if err != nil {
-		return nil, nil, nil, err
+		return "", "", nil, err
 	}
 	dst, err := json.Marshal(r.Target)
 	if err != nil {
-		return nil, nil, nil, err
+		return "", "", nil, err
 	}
 	equal := r.Equal
 	if equal == nil {
 		equal = []string{}
 	}
-	return src, dst, equal, nil
+	return string(src), string(dst), equal, nil
 }
 
 // CreateInhibitRule stores a rule (checked by the caller with Validate).

@@ -211,25 +211,33 @@ func (p *Pipeline) Rate() float64 { return p.rate.perSecond(time.Now()) }
 // writer takes requests off the queue, as many as fit in one batch, and commits them.
 func (p *Pipeline) writer() {
 	for first := range p.queue {
-		batch := []*request{first}
-		n := len(first.points)
-	fill:
-		for n < p.cfg.BatchSize {
-			select {
-			case req, ok := <-p.queue:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, req)
-				n += len(req.points)
-			default:
-				break fill
-			}
-		}
+		batch, n := GatherBatch(p.queue, first, func(r *request) int { return len(r.points) }, p.cfg.BatchSize)
 		p.commitAll(batch, n)
 		p.queued.Add(-int64(n))
 		p.room.Release(int64(n))
 	}
+}
+
+// GatherBatch starts a batch with first and adds the requests already waiting
+// in queue, without waiting for more, until the batch holds limit items (as
+// counted by size) or the queue is empty or closed. It returns the batch and
+// its item count; the writers of both the point and the span pipelines use it.
+func GatherBatch[R any](queue <-chan R, first R, size func(R) int, limit int) ([]R, int) {
+	batch := []R{first}
+	n := size(first)
+	for n < limit {
+		select {
+		case req, ok := <-queue:
+			if !ok {
+				return batch, n
+			}
+			batch = append(batch, req)
+			n += size(req)
+		default:
+			return batch, n
+		}
+	}
+	return batch, n
 }
 
 // commitAll commits a batch and hands each request its outcome. When the database

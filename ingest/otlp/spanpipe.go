@@ -184,21 +184,7 @@ func (p *SpanPipeline) Close(ctx context.Context) error {
 
 func (p *SpanPipeline) writer() {
 	for first := range p.queue {
-		batch := []*spanRequest{first}
-		n := len(first.spans)
-	fill:
-		for n < p.cfg.BatchSize {
-			select {
-			case req, ok := <-p.queue:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, req)
-				n += len(req.spans)
-			default:
-				break fill
-			}
-		}
+		batch, n := ingest.GatherBatch(p.queue, first, func(r *spanRequest) int { return len(r.spans) }, p.cfg.BatchSize)
 		p.commitAll(batch, n)
 		p.queued.Add(-int64(n))
 		p.room.Release(int64(n))

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/amas-eye/amas/alerting"
 )
 
@@ -24,11 +26,11 @@ type HostValue struct {
 	Value float64
 }
 
-// latestPerSeries is the newest sample since $2 of each series of the metrics $1 that
-// has a host tag, with the series' tags. $3 and $4 narrow the series by one tag
+// latestPerSeries is the host and newest sample since $2 of each series of the
+// metrics $1 that has a host tag. $3 and $4 narrow the series by one tag
 // (an empty key keeps all); lo is never counted as network traffic.
 const latestPerSeries = `
-SELECT s.tags->>'host' AS host, s.tags, x.value
+SELECT s.tags->>'host' AS host, x.value
 FROM series s
 CROSS JOIN LATERAL (
     SELECT value FROM samples
@@ -70,16 +72,8 @@ func (s *Store) TopHosts(ctx context.Context, res HostResource, since time.Time,
 	if err != nil {
 		return nil, fmt.Errorf("top hosts by %s: %w", res, err)
 	}
-	defer rows.Close()
-	var out []HostValue
-	for rows.Next() {
-		var hv HostValue
-		if err := rows.Scan(&hv.Host, &hv.Value); err != nil {
-			return nil, fmt.Errorf("top hosts by %s: %w", res, err)
-		}
-		out = append(out, hv)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[HostValue])
+	if err != nil {
 		return nil, fmt.Errorf("top hosts by %s: %w", res, err)
 	}
 	return out, nil
@@ -92,16 +86,11 @@ WHERE state = 'firing' AND labels ? 'host' ORDER BY 1`)
 	if err != nil {
 		return nil, fmt.Errorf("alerting hosts: %w", err)
 	}
-	defer rows.Close()
-	var hosts []string
-	for rows.Next() {
-		var h string
-		if err := rows.Scan(&h); err != nil {
-			return nil, fmt.Errorf("alerting hosts: %w", err)
-		}
-		hosts = append(hosts, h)
+	hosts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("alerting hosts: %w", err)
 	}
-	return hosts, rows.Err()
+	return hosts, nil
 }
 
 // OpenAlertsBySeverity counts the firing alert instances per severity.
@@ -154,17 +143,14 @@ func (s *Store) AlertTrend(ctx context.Context, from, to time.Time) ([]AlertTren
 	if err != nil {
 		return nil, fmt.Errorf("alert trend: %w", err)
 	}
-	defer rows.Close()
-	var out []AlertTrendBucket
-	for rows.Next() {
-		var b AlertTrendBucket
-		if err := rows.Scan(&b.Hour, &b.Raised, &b.Resolved, &b.Critical); err != nil {
-			return nil, fmt.Errorf("alert trend: %w", err)
-		}
-		b.Hour = b.Hour.UTC()
-		out = append(out, b)
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[AlertTrendBucket])
+	if err != nil {
+		return nil, fmt.Errorf("alert trend: %w", err)
 	}
-	return out, rows.Err()
+	for i := range out {
+		out[i].Hour = out[i].Hour.UTC()
+	}
+	return out, nil
 }
 
 // ruleWeightsSQL sums the weights of the enabled rules and of those firing now

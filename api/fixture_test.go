@@ -44,7 +44,7 @@ func newFixture(t *testing.T, tune func(*Config)) *fixture {
 	}()
 	cfg := Config{
 		Resolvers: resolvers.Config{
-			Series: st, Names: st, Catalog: st, Stats: st, Live: hub, Agents: st,
+			Series: st, Names: st, Catalog: st, Stats: st, Live: hub, Agents: st, Overview: st,
 		},
 		Auth:         svc,
 		QueryTimeout: 10 * time.Second,

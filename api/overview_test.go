@@ -12,7 +12,7 @@ import (
 // TestOverviewFields checks the overview page's fields end to end on a registry
 // of two agents, one of them silent, and fresh CPU samples.
 func TestOverviewFields(t *testing.T) {
-	f := newFixture(t, func(c *Config) { c.Resolvers.Overview = c.Resolvers.Series.(*store.Store) })
+	f := newFixture(t, nil)
 	ctx := context.Background()
 	now := time.Now()
 	for _, a := range []store.Agent{

@@ -1,7 +1,8 @@
 // Package rollup is the rollup role: on plain PostgreSQL it keeps samples_1m and
-// samples_1h current, creates the daily samples partitions ahead of time and applies
-// retention; on TimescaleDB it hands retention to the database's policies, whose
-// continuous aggregates already keep the rollups current.
+// samples_1h current, packs them for reading (store.PackRollups), creates the
+// daily samples partitions ahead of time and applies retention; on TimescaleDB it
+// hands retention to the database's policies, whose continuous aggregates already
+// keep the rollups current.
 package rollup
 
 import (
@@ -148,7 +149,8 @@ func unlock(conn *pgxpool.Conn) {
 	}
 }
 
-// rollUp works off the pending minutes and updates the lag.
+// rollUp works off the pending minutes, packs the spans that have ended and
+// updates the lag.
 func (w *Worker) rollUp(ctx context.Context) {
 	for ctx.Err() == nil {
 		n, err := w.st.RollupPending(ctx, rollupChunk)
@@ -160,6 +162,9 @@ func (w *Worker) rollUp(ctx context.Context) {
 		if n < rollupChunk {
 			break
 		}
+	}
+	if _, err := w.st.PackRollups(ctx, w.now()); err != nil {
+		w.fail(ctx, "pack rollups", err)
 	}
 	watermark, pending, err := w.st.RollupWatermark(ctx)
 	switch {
@@ -179,9 +184,9 @@ func (w *Worker) maintain(ctx context.Context, now time.Time) {
 	}
 	res, err := w.st.ApplyRetention(ctx, now, w.cfg.RetentionRaw, w.cfg.Retention1m, w.cfg.Retention1h)
 	w.metrics.droppedPartitions.Add(float64(len(res.DroppedPartitions)))
-	if len(res.DroppedPartitions) > 0 || res.Deleted1m > 0 || res.Deleted1h > 0 {
+	if len(res.DroppedPartitions) > 0 || res.Deleted1m > 0 || res.Deleted1h > 0 || res.DeletedPacked > 0 {
 		w.log.Info("retention applied", "dropped_partitions", res.DroppedPartitions,
-			"deleted_1m", res.Deleted1m, "deleted_1h", res.Deleted1h)
+			"deleted_1m", res.Deleted1m, "deleted_1h", res.Deleted1h, "deleted_packed", res.DeletedPacked)
 	}
 	if err != nil {
 		w.fail(ctx, "apply retention", err)

@@ -110,6 +110,34 @@ func TestRunRollsUpPendingMinutes(t *testing.T) {
 	}
 }
 
+// TestRunPacksEndedHours checks that the worker packs the minutes of an hour
+// that has ended, and leaves those of the current hour narrow.
+func TestRunPacksEndedHours(t *testing.T) {
+	st, _ := storetest.Migrated(t)
+	hour := time.Now().UTC().Truncate(time.Hour)
+	writeSamples(t, st, hour.Add(-30*time.Minute), hour.Add(-29*time.Minute), hour.Add(time.Second))
+	start(t, newTestWorker(st, testConfig))
+	ctx := context.Background()
+	eventually(t, "the minute tier is packed through the current hour", func() bool {
+		var through time.Time
+		if err := st.Pool().QueryRow(ctx, `SELECT through FROM rollup_packed WHERE tier = '1m'`).Scan(&through); err != nil {
+			t.Fatal(err)
+		}
+		return through.Equal(hour)
+	})
+	var (
+		bucket time.Time
+		slots  []byte
+		rows   int
+	)
+	if err := st.Pool().QueryRow(ctx, `SELECT bucket, slots, count(*) OVER () FROM samples_1m_packed`).Scan(&bucket, &slots, &rows); err != nil {
+		t.Fatalf("the one packed row: %v", err)
+	}
+	if rows != 1 || !bucket.Equal(hour.Add(-time.Hour)) || string(slots) != "\x1e\x1f" {
+		t.Errorf("%d packed rows, the first %v with minutes %v; want one, %v with minutes 30 and 31", rows, bucket, slots, hour.Add(-time.Hour))
+	}
+}
+
 // lockHolders is the backends holding the rollup lock in the test's database.
 func lockHolders(t *testing.T, st *store.Store) []int32 {
 	t.Helper()

@@ -116,7 +116,7 @@ func (s *Store) querySeries(ctx context.Context, q SeriesQuery, src source) ([]S
 	if len(series) == 0 {
 		return nil, nil
 	}
-	if plan.combinesInSQL() {
+	if _, packed := s.packedTierFor(plan, src); plan.combinesInSQL() && !packed {
 		return s.queryCombined(ctx, plan, q.Metric, series, groups, src)
 	}
 	if err := s.readBuckets(ctx, plan, series, src); err != nil {
@@ -652,19 +652,24 @@ func (s *Store) readRows(ctx context.Context, sql string, jit bool, args, dest [
 				return err
 			}
 		}
-		rows, err := tx.Query(ctx, sql, append([]any{pgx.QueryExecModeExec}, args...)...)
-		if err != nil {
+		return queryEach(ctx, tx, sql, append([]any{pgx.QueryExecModeExec}, args...), dest, row)
+	})
+}
+
+// queryEach runs sql in tx, scanning each row into dest and calling row after each.
+func queryEach(ctx context.Context, tx pgx.Tx, sql string, args, dest []any, row func()) error {
+	rows, err := tx.Query(ctx, sql, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			if err := rows.Scan(dest...); err != nil {
-				return err
-			}
-			row()
-		}
-		return rows.Err()
-	})
+		row()
+	}
+	return rows.Err()
 }
 
 // parallelReadSeries is the number of series from which a query's buckets are
@@ -697,6 +702,9 @@ func (s *Store) shareSize(n int) int {
 // readShare reads the buckets of one share of a query's series; shares are
 // disjoint, so they fill their series without locking.
 func (s *Store) readShare(ctx context.Context, p queryPlan, series []selectedSeries, src source) error {
+	if t, ok := s.packedTierFor(p, src); ok {
+		return s.readPackedShare(ctx, p, t, series)
+	}
 	ids := make([]int64, len(series))
 	pos := make(map[int64]int, len(series))
 	for i, ss := range series {

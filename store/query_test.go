@@ -40,6 +40,7 @@ func writeTestSeries(t testing.TB, s *store.Store, metric string, tags map[strin
 	return ids[0]
 }
 
+// rollupAll rolls up every pending minute and packs every span that has ended.
 func rollupAll(t testing.TB, s *store.Store) {
 	t.Helper()
 	for {
@@ -48,8 +49,11 @@ func rollupAll(t testing.TB, s *store.Store) {
 			t.Fatal(err)
 		}
 		if n == 0 {
-			return
+			break
 		}
+	}
+	if _, err := s.PackRollups(context.Background(), time.Now()); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -619,4 +623,41 @@ func combineByRack(t *testing.T, s *store.Store, q store.SeriesQuery) []store.Se
 		out = append(out, sr)
 	}
 	return out
+}
+
+// TestQuerySeriesPackedNarrowRaw answers queries from the three sources at once:
+// packed rollups, narrow rollup rows not yet packed, and raw samples not yet rolled
+// up; then late samples in a packed hour must reach the packed rows.
+func TestQuerySeriesPackedNarrowRaw(t *testing.T) {
+	s, _ := storetest.Migrated(t)
+	if s.Timescale() {
+		t.Skip("plain PostgreSQL only: TimescaleDB reads its continuous aggregates")
+	}
+	ctx := context.Background()
+	seedRandom(t, s, 30)
+	if n, err := s.RollupPending(ctx, 26*60+30); err != nil || n != 26*60+30 {
+		t.Fatalf("RollupPending = %d, %v", n, err)
+	}
+	// 5 series × 26 hours of minutes, and × 1 day of hours.
+	if n, err := s.PackRollups(ctx, time.Now()); err != nil || n != 5*26+5 {
+		t.Fatalf("PackRollups wrote %d rows, %v; want %d", n, err, 5*26+5)
+	}
+	// Minutes are packed up to the hour of the oldest pending minute, hours up to its day.
+	for tier, want := range map[string]time.Time{"1m": queryT0.Add(26 * time.Hour), "1h": queryT0.Add(24 * time.Hour)} {
+		var through time.Time
+		if err := s.Pool().QueryRow(ctx, `SELECT through FROM rollup_packed WHERE tier = $1`, tier).Scan(&through); err != nil {
+			t.Fatal(err)
+		}
+		if !through.Equal(want) {
+			t.Errorf("%s packed through %v, want %v", tier, through, want)
+		}
+	}
+	qs := sourceCases(queryT0.Add(37*time.Second), queryT0.Add(30*time.Hour))
+	checkSourcesAgree(t, s, qs)
+
+	writeTestSeries(t, s, "load", map[string]string{"host": "a", "dc": "x"}, tv{time.Hour + 30*time.Second, 1e6})
+	if n, err := s.RollupPending(ctx, 1); err != nil || n != 1 {
+		t.Fatalf("RollupPending of the late minute = %d, %v", n, err)
+	}
+	checkSourcesAgree(t, s, qs)
 }

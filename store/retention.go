@@ -14,6 +14,7 @@ type RetentionResult struct {
 	DroppedPartitions []string
 	Deleted1m         int64
 	Deleted1h         int64
+	DeletedPacked     int64 // rows of samples_1m_packed and samples_1h_packed
 }
 
 // retentionBatch bounds the rows one DELETE removes, so expiring a large backlog of
@@ -48,9 +49,10 @@ WHERE (series_id, bucket) IN (SELECT series_id, bucket FROM %[1]s WHERE bucket <
 
 // ApplyRetention enforces the retention periods on plain PostgreSQL as of now: it
 // drops the daily raw partitions that end at or before now - raw (so never the
-// partition of now's day, which ends after now) and deletes the samples_1m and samples_1h rows whose
-// bucket starts before now - r1m and now - r1h. On TimescaleDB it does nothing:
-// the retention policies, set by SetRetentionPolicies, do this in the background.
+// partition of now's day, which ends after now), deletes the samples_1m and
+// samples_1h rows whose bucket starts before now - r1m and now - r1h, and the
+// packed rows of spans that end by then. On TimescaleDB it does nothing: the
+// retention policies, set by SetRetentionPolicies, do this in the background.
 func (s *Store) ApplyRetention(ctx context.Context, now time.Time, raw, r1m, r1h time.Duration) (RetentionResult, error) {
 	var res RetentionResult
 	if s.timescale {
@@ -71,6 +73,15 @@ func (s *Store) ApplyRetention(ctx context.Context, now time.Time, raw, r1m, r1h
 	}
 	if res.Deleted1h, err = s.deleteRollupsBefore(ctx, "samples_1h", now.Add(-r1h)); err != nil {
 		return res, err
+	}
+	// A packed row goes once its whole span is past the cutoff: the rows of one
+	// span are kept up to a span (an hour, a day) longer than the narrow ones.
+	for t, d := range map[packedTier]time.Duration{packed1m: r1m, packed1h: r1h} {
+		n, err := s.deleteRollupsBefore(ctx, t.table, floorTime(now.Add(-d), t.span))
+		res.DeletedPacked += n
+		if err != nil {
+			return res, err
+		}
 	}
 	return res, nil
 }

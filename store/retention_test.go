@@ -122,12 +122,22 @@ func TestApplyRetentionDeletesOldRollups(t *testing.T) {
 	if _, err := s.Pool().Exec(ctx, fmt.Sprintf(insert, "samples_1h"), now.Add(-r1h-10*time.Hour), now.Add(-r1h+9*time.Hour), time.Hour); err != nil {
 		t.Fatal(err)
 	}
+	// Packed spans: hours from 5 before the 1m cutoff (a whole hour) to 2 after it,
+	// days from 3 before the day of the 1h cutoff (midday) to 1 after it.
+	insertPacked := `INSERT INTO %s SELECT 1, b, '', '', '', '', '', '' FROM generate_series($1::timestamptz, $2::timestamptz, $3::interval) AS b`
+	if _, err := s.Pool().Exec(ctx, fmt.Sprintf(insertPacked, "samples_1m_packed"), now.Add(-r1m-5*time.Hour), now.Add(-r1m+2*time.Hour), time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	cutoffDay := now.Add(-r1h).Truncate(24 * time.Hour)
+	if _, err := s.Pool().Exec(ctx, fmt.Sprintf(insertPacked, "samples_1h_packed"), cutoffDay.AddDate(0, 0, -3), cutoffDay.AddDate(0, 0, 1), 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
 	res, err := s.ApplyRetention(ctx, now, 48*time.Hour, r1m, r1h)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Deleted1m != 15001 || res.Deleted1h != 10 {
-		t.Errorf("deleted %d 1m and %d 1h rows, want 15001 and 10", res.Deleted1m, res.Deleted1h)
+	if res.Deleted1m != 15001 || res.Deleted1h != 10 || res.DeletedPacked != 5+3 {
+		t.Errorf("deleted %d 1m, %d 1h and %d packed rows, want 15001, 10 and 8", res.Deleted1m, res.Deleted1h, res.DeletedPacked)
 	}
 	for table, cutoff := range map[string]time.Duration{"samples_1m": r1m, "samples_1h": r1h} {
 		var n int

@@ -69,14 +69,21 @@ ON CONFLICT (series_id, bucket) DO UPDATE SET
 // maxMinutes of the oldest minutes marked pending by WriteSamples, and returns how
 // many minutes it rolled up. The minutes are taken out of rollup_pending, their
 // samples_1m rows recomputed from samples and the samples_1h rows of their hours
-// recomputed from samples_1m, all in one transaction: a failed run leaves the
-// minutes pending. On TimescaleDB the continuous aggregates do this and it is a no-op.
+// recomputed from samples_1m, and the packed rows of spans already packed
+// repacked, all in one transaction: a failed run leaves the minutes pending. On
+// TimescaleDB the continuous aggregates do this and it is a no-op.
 func (s *Store) RollupPending(ctx context.Context, maxMinutes int) (int, error) {
 	if s.timescale || maxMinutes <= 0 {
 		return 0, nil
 	}
 	var n int
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// The packing markers first: a PackRollups holding them is waited for
+		// before rollup_pending is locked, so ingest commits never wait for it.
+		through, err := lockPackedThrough(ctx, tx)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, lockPending); err != nil {
 			return fmt.Errorf("lock rollup_pending: %w", err)
 		}
@@ -95,7 +102,7 @@ func (s *Store) RollupPending(ctx context.Context, maxMinutes int) (int, error) 
 		if err := execRanges(ctx, tx, rollupHours, mergeRanges(minutes, time.Hour)); err != nil {
 			return fmt.Errorf("roll up hours: %w", err)
 		}
-		return nil
+		return repackTouched(ctx, tx, through, minutes)
 	})
 	if err != nil {
 		return 0, err

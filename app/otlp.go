@@ -76,7 +76,7 @@ func (a *App) startOTLP(ctx context.Context) error {
 			return fmt.Errorf("--otlp-http-addr: %w", err)
 		}
 		h := otlp.NewHTTPHandler(a.otlp.receiver, a.cfg.MaxBodyBytes, a.log.With("component", "otlp-http"))
-		a.otlp.http = &http.Server{Handler: a.auth.RequireWrite(h), ReadHeaderTimeout: 10 * time.Second}
+		a.otlp.http = &http.Server{Handler: a.auth.RequireWriteAnswering(h, otlp.WriteRefusal), ReadHeaderTimeout: 10 * time.Second}
 		a.goRun("otlp-http", func() error {
 			if err := a.otlp.http.Serve(a.otlp.httpLn); !errors.Is(err, http.ErrServerClosed) {
 				return err

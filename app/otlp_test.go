@@ -30,11 +30,14 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	grpccodes "google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/amas-eye/amas/ingest/otlp"
 )
@@ -558,6 +561,8 @@ func TestOTLPHTTPProtocol(t *testing.T) {
 		}
 	})
 
+	// Every error is a google.rpc.Status, as OTLP/HTTP specifies, with the gRPC
+	// code of the HTTP status; JSON here, the requests' encoding.
 	for _, tc := range []struct {
 		name        string
 		path        string
@@ -565,22 +570,32 @@ func TestOTLPHTTPProtocol(t *testing.T) {
 		body        []byte
 		header      map[string]string
 		status      int
+		code        grpccodes.Code
 		message     string
 	}{
-		{"malformed JSON", "/v1/traces", "application/json", []byte(`{"resourceSpans": [`), auth, http.StatusBadRequest, "malformed OTLP traces"},
-		{"malformed protobuf", "/v1/metrics", "application/x-protobuf", []byte{0xff, 0xff, 0xff}, auth, http.StatusBadRequest, "malformed OTLP metrics"},
-		{"malformed Zipkin", "/api/v2/spans", "application/json", []byte(`{"not": "a list"}`), auth, http.StatusBadRequest, "malformed Zipkin"},
-		{"oversized", "/v1/traces", "application/json", bytes.Repeat([]byte(" "), 5000), auth, http.StatusRequestEntityTooLarge, "larger than 4096 bytes"},
+		{"malformed JSON", "/v1/traces", "application/json", []byte(`{"resourceSpans": [`), auth, http.StatusBadRequest, grpccodes.InvalidArgument, "malformed OTLP traces"},
+		{"malformed protobuf", "/v1/metrics", "application/x-protobuf", []byte{0xff, 0xff, 0xff}, auth, http.StatusBadRequest, grpccodes.InvalidArgument, "malformed OTLP metrics"},
+		{"malformed Zipkin", "/api/v2/spans", "application/json", []byte(`{"not": "a list"}`), auth, http.StatusBadRequest, grpccodes.InvalidArgument, "malformed Zipkin"},
+		{"oversized", "/v1/traces", "application/json", bytes.Repeat([]byte(" "), 5000), auth, http.StatusRequestEntityTooLarge, grpccodes.InvalidArgument, "larger than 4096 bytes"},
 		{"oversized once decompressed", "/v1/traces", "application/json", gz(t, bytes.Repeat([]byte(" "), 5000)),
-			map[string]string{"Authorization": auth["Authorization"], "Content-Encoding": "gzip"}, http.StatusRequestEntityTooLarge, "after decompression"},
-		{"unsupported content type", "/v1/traces", "text/plain", []byte("x"), auth, http.StatusUnsupportedMediaType, "unsupported Content-Type"},
-		{"no token", "/v1/traces", "application/json", []byte(`{}`), nil, http.StatusUnauthorized, "not signed in"},
-		{"a viewer token", "/v1/traces", "application/json", []byte(`{}`), map[string]string{"Authorization": "Bearer " + s.viewerToken}, http.StatusForbidden, "role"},
+			map[string]string{"Authorization": auth["Authorization"], "Content-Encoding": "gzip"}, http.StatusRequestEntityTooLarge, grpccodes.InvalidArgument, "after decompression"},
+		{"unsupported content type", "/v1/traces", "text/plain", []byte("x"), auth, http.StatusUnsupportedMediaType, grpccodes.InvalidArgument, "unsupported Content-Type"},
+		{"no token", "/v1/traces", "application/json", []byte(`{}`), nil, http.StatusUnauthorized, grpccodes.Unauthenticated, "not signed in"},
+		{"no token, protobuf", "/v1/metrics", "application/x-protobuf", nil, nil, http.StatusUnauthorized, grpccodes.Unauthenticated, "not signed in"},
+		{"a viewer token", "/v1/traces", "application/json", []byte(`{}`), map[string]string{"Authorization": "Bearer " + s.viewerToken}, http.StatusForbidden, grpccodes.PermissionDenied, "role"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, b := s.post(t, tc.path, tc.contentType, tc.body, tc.header)
-			if resp.StatusCode != tc.status || !strings.Contains(string(b), tc.message) {
-				t.Errorf("%s %q, want %d with %q", resp.Status, b, tc.status, tc.message)
+			var st spb.Status
+			unmarshal := protojson.Unmarshal
+			if resp.Header.Get("Content-Type") == "application/x-protobuf" {
+				unmarshal = proto.Unmarshal
+			}
+			if err := unmarshal(b, &st); err != nil {
+				t.Fatalf("%s: body %q is not a google.rpc.Status: %v", resp.Status, b, err)
+			}
+			if resp.StatusCode != tc.status || grpccodes.Code(st.Code) != tc.code || !strings.Contains(st.Message, tc.message) {
+				t.Errorf("%s %v %q, want %d %v with %q", resp.Status, grpccodes.Code(st.Code), st.Message, tc.status, tc.code, tc.message)
 			}
 		})
 	}

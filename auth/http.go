@@ -94,34 +94,48 @@ func Require(ctx context.Context, can func(Role) bool) (Principal, error) {
 // {"error":{"code":401,"message":"..."}}, which its clients already parse.
 // It authenticates by itself when Middleware is not in front of it.
 func (s *Service) RequireWrite(next http.Handler) http.Handler {
+	return s.RequireWriteAnswering(next, writeJSONRefusal)
+}
+
+// RefusalWriter answers a request that auth refused with status (401, 403, 429
+// or 503; the WWW-Authenticate or Retry-After header is already set) and msg,
+// which says why, in the body shape the endpoint's clients parse.
+type RefusalWriter func(w http.ResponseWriter, r *http.Request, status int, msg string)
+
+// RequireWriteAnswering is RequireWrite with refusals written by refuse.
+func (s *Service) RequireWriteAnswering(next http.Handler, refuse RefusalWriter) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		if _, ok := FromContext(ctx); !ok && ctx.Value(authErrorKey{}) == nil {
 			ctx = s.withCaller(r)
 		}
 		if _, err := Require(ctx, Role.CanWrite); err != nil {
-			s.writeError(w, err)
+			status, msg := refusalStatus(w, err)
+			refuse(w, r, status, msg)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
-// writeError answers with the status an auth error calls for; internal errors
-// are logged by Middleware and answered generically.
-func (s *Service) writeError(w http.ResponseWriter, err error) {
-	status, msg := http.StatusServiceUnavailable, "cannot check credentials right now; try again"
+// refusalStatus is the status and message an auth error calls for, with its headers
+// set on w; internal errors are logged by Middleware and answered generically.
+func refusalStatus(w http.ResponseWriter, err error) (int, string) {
 	var throttled *ThrottledError
 	switch {
 	case errors.Is(err, ErrUnauthenticated):
-		status, msg = http.StatusUnauthorized, err.Error()
 		w.Header().Set("WWW-Authenticate", `Bearer realm="amas"`)
+		return http.StatusUnauthorized, err.Error()
 	case errors.Is(err, ErrForbidden):
-		status, msg = http.StatusForbidden, err.Error()
+		return http.StatusForbidden, err.Error()
 	case errors.As(err, &throttled):
-		status, msg = http.StatusTooManyRequests, err.Error()
 		w.Header().Set("Retry-After", strconv.Itoa(throttled.seconds()))
+		return http.StatusTooManyRequests, err.Error()
 	}
+	return http.StatusServiceUnavailable, "cannot check credentials right now; try again"
+}
+
+func writeJSONRefusal(w http.ResponseWriter, _ *http.Request, status int, msg string) {
 	body := map[string]any{"error": map[string]any{"code": status, "message": msg}}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/amas-eye/amas/app"
 	"github.com/amas-eye/amas/collector/agent"
@@ -98,7 +100,11 @@ func agentCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cfg.Validate(dry); err != nil {
 		return fmt.Errorf("agent configuration:\n%w", err)
 	}
-	deps := agent.Deps{Factory: registry.Build, Version: app.Version, Log: log, Load: load}
+	// SIGHUP re-reads the configuration, as POST /reload does.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	deps := agent.Deps{Factory: registry.Build, Version: app.Version, Log: log, Load: load, ReloadOn: hup}
 	if dry {
 		return agent.DryRun(ctx, cfg, deps, stdout)
 	}

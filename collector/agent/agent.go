@@ -46,7 +46,10 @@ type Deps struct {
 	Log     *slog.Logger
 	// Load re-reads the configuration (file, environment, flags) for a reload.
 	Load func() (Config, error)
-	Now  func() time.Time
+	// ReloadOn reloads the configuration at each receive, as POST /reload does:
+	// `amas agent` feeds it SIGHUP. Nil: only the API reloads.
+	ReloadOn <-chan os.Signal
+	Now      func() time.Time
 }
 
 // Agent is one running `amas agent`.
@@ -173,6 +176,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	consumers.Go(func() { a.batcher.Run(batchCtx, a.config().Shipping.FlushInterval, a.logFlushError) })
 	consumers.Go(func() { a.shipper.Run(ctx) })
 	consumers.Go(func() { a.heartbeat.Run(ctx) })
+	if a.deps.ReloadOn != nil {
+		consumers.Go(func() { a.reloadOnSignals(ctx) })
+	}
 	a.log.Info("agent started", "host", a.host, "server", a.target.Load().Server, "spool_bytes", a.spool.Bytes())
 
 	<-ctx.Done()
@@ -283,6 +289,21 @@ func (a *Agent) Reload() error {
 	}
 	a.log.Info("configuration reloaded", "collectors", len(cfg.Collectors))
 	return nil
+}
+
+// reloadOnSignals reloads at each signal until ctx ends; a failed reload keeps
+// the running configuration and is logged, as the API would answer it.
+func (a *Agent) reloadOnSignals(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case sig := <-a.deps.ReloadOn:
+			if err := a.Reload(); err != nil {
+				a.log.Error("configuration not reloaded; the running one is kept", "signal", sig, "err", err)
+			}
+		}
+	}
 }
 
 // restartOnly names the changed settings Reload cannot apply to a running agent.

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,7 +79,9 @@ func TestManagementAPI(t *testing.T) {
 	cfg := testConfig(srv, t.TempDir())
 	cfg.Collectors["broken"] = CollectorConfig{Interval: 20 * time.Millisecond}
 	reloaded := make(chan Config, 1)
+	var loads atomic.Int32
 	load := func() (Config, error) {
+		defer loads.Add(1)
 		select {
 		case c := <-reloaded:
 			return c, nil
@@ -84,7 +89,8 @@ func TestManagementAPI(t *testing.T) {
 			return Config{}, errors.New("agent config agent.yaml: yaml: line 3: did not find expected key")
 		}
 	}
-	a := runAgent(t, cfg, Deps{Factory: factory, Version: "test", Log: testLog(t), Load: load})
+	hup := make(chan os.Signal)
+	a := runAgent(t, cfg, Deps{Factory: factory, Version: "test", Log: testLog(t), Load: load, ReloadOn: hup})
 	api := httptest.NewServer(a.Handler())
 	defer api.Close()
 	c := apiClient{t: t, url: api.URL}
@@ -180,6 +186,24 @@ func TestManagementAPI(t *testing.T) {
 				}
 			}
 			return false
+		})
+	})
+
+	t.Run("SIGHUP", func(t *testing.T) {
+		n := loads.Load()
+		hup <- syscall.SIGHUP // the broken file: logged, the collectors stay
+		eventually(t, "SIGHUP re-read the file", func() bool { return loads.Load() > n })
+		if _, ok := c.collector("seq"); !ok {
+			t.Fatal("a failed reload on SIGHUP changed the running collectors")
+		}
+		next := testConfig(srv, cfg.Spool.Dir)
+		next.Heartbeat.Interval = time.Second
+		next.Collectors["broken"] = CollectorConfig{Interval: 20 * time.Millisecond}
+		reloaded <- next
+		hup <- syscall.SIGHUP
+		eventually(t, "the collector added to the file runs after SIGHUP", func() bool {
+			st, ok := c.collector("broken")
+			return ok && !st.LastRun.IsZero()
 		})
 	})
 }

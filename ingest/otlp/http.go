@@ -67,13 +67,13 @@ func (h *httpHandler) request(w http.ResponseWriter, req *http.Request, allowed 
 	ct, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
 	if err != nil || !slices.Contains(allowed, ct) {
 		msg := fmt.Sprintf("unsupported Content-Type %q: want %s", req.Header.Get("Content-Type"), strings.Join(allowed, " or "))
-		h.writeStatus(w, contentJSON, http.StatusUnsupportedMediaType, codes.InvalidArgument, msg)
+		writeStatus(w, contentJSON, http.StatusUnsupportedMediaType, codes.InvalidArgument, msg)
 		return "", nil, false
 	}
 	enc := encoding(ct)
 	body, status, err := h.body(req)
 	if err != nil {
-		h.writeStatus(w, enc, status, codes.InvalidArgument, err.Error())
+		writeStatus(w, enc, status, codes.InvalidArgument, err.Error())
 		return "", nil, false
 	}
 	return enc, body, true
@@ -111,7 +111,7 @@ func (h *httpHandler) traces(w http.ResponseWriter, req *http.Request) {
 	}
 	er := ptraceotlp.NewExportRequest()
 	if err := unmarshal(enc, body, er.UnmarshalProto, er.UnmarshalJSON); err != nil {
-		h.writeStatus(w, enc, http.StatusBadRequest, codes.InvalidArgument, "malformed OTLP traces: "+err.Error())
+		writeStatus(w, enc, http.StatusBadRequest, codes.InvalidArgument, "malformed OTLP traces: "+err.Error())
 		return
 	}
 	rej, err := h.r.ExportTraces(req.Context(), er.Traces())
@@ -134,7 +134,7 @@ func (h *httpHandler) metrics(w http.ResponseWriter, req *http.Request) {
 	}
 	er := pmetricotlp.NewExportRequest()
 	if err := unmarshal(enc, body, er.UnmarshalProto, er.UnmarshalJSON); err != nil {
-		h.writeStatus(w, enc, http.StatusBadRequest, codes.InvalidArgument, "malformed OTLP metrics: "+err.Error())
+		writeStatus(w, enc, http.StatusBadRequest, codes.InvalidArgument, "malformed OTLP metrics: "+err.Error())
 		return
 	}
 	rej, err := h.r.ExportMetrics(req.Context(), er.Metrics())
@@ -159,7 +159,7 @@ func (h *httpHandler) zipkinSpans(w http.ResponseWriter, req *http.Request) {
 	}
 	td, err := h.zipkin.UnmarshalTraces(body)
 	if err != nil {
-		h.writeStatus(w, contentJSON, http.StatusBadRequest, codes.InvalidArgument, "malformed Zipkin v2 JSON: "+err.Error())
+		writeStatus(w, contentJSON, http.StatusBadRequest, codes.InvalidArgument, "malformed Zipkin v2 JSON: "+err.Error())
 		return
 	}
 	rej, err := h.r.ExportTraces(req.Context(), td)
@@ -169,7 +169,7 @@ func (h *httpHandler) zipkinSpans(w http.ResponseWriter, req *http.Request) {
 	}
 	if rej.Count > 0 {
 		msg := fmt.Sprintf("%d spans refused (the others were stored): %s", rej.Count, rej.Message)
-		h.writeStatus(w, contentJSON, http.StatusBadRequest, codes.InvalidArgument, msg)
+		writeStatus(w, contentJSON, http.StatusBadRequest, codes.InvalidArgument, msg)
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
@@ -203,18 +203,38 @@ func (h *httpHandler) exportFailed(w http.ResponseWriter, enc encoding, err erro
 	switch {
 	case retryable(err):
 		w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfter.Seconds())))
-		h.writeStatus(w, enc, http.StatusServiceUnavailable, codes.Unavailable, err.Error())
+		writeStatus(w, enc, http.StatusServiceUnavailable, codes.Unavailable, err.Error())
 	case errors.Is(err, errTooLarge):
-		h.writeStatus(w, enc, http.StatusRequestEntityTooLarge, codes.InvalidArgument, err.Error())
+		writeStatus(w, enc, http.StatusRequestEntityTooLarge, codes.InvalidArgument, err.Error())
 	default:
 		h.log.Error("OTLP export failed", "err", err)
-		h.writeStatus(w, enc, http.StatusInternalServerError, codes.Internal, "the data could not be stored")
+		writeStatus(w, enc, http.StatusInternalServerError, codes.Internal, "the data could not be stored")
 	}
+}
+
+// WriteRefusal answers an OTLP/HTTP request that auth refused (an
+// auth.RefusalWriter): a google.rpc.Status body in the request's encoding, with
+// the gRPC code matching the HTTP status.
+func WriteRefusal(w http.ResponseWriter, req *http.Request, status int, msg string) {
+	code := codes.Unavailable
+	switch status {
+	case http.StatusUnauthorized:
+		code = codes.Unauthenticated
+	case http.StatusForbidden:
+		code = codes.PermissionDenied
+	case http.StatusTooManyRequests:
+		code = codes.ResourceExhausted
+	}
+	enc := encoding(contentJSON)
+	if ct, _, err := mime.ParseMediaType(req.Header.Get("Content-Type")); err == nil && ct == contentProtobuf {
+		enc = contentProtobuf
+	}
+	writeStatus(w, enc, status, code, msg)
 }
 
 // writeStatus answers with a google.rpc.Status body in the request's encoding,
 // as OTLP/HTTP specifies for errors.
-func (h *httpHandler) writeStatus(w http.ResponseWriter, enc encoding, httpStatus int, code codes.Code, msg string) {
+func writeStatus(w http.ResponseWriter, enc encoding, httpStatus int, code codes.Code, msg string) {
 	st := &spb.Status{Code: int32(code), Message: msg}
 	var b []byte
 	var err error

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Point is one sample of one series as it arrives on the wire.
@@ -36,11 +37,36 @@ func ValidName(s string) bool {
 	if s == "" {
 		return false
 	}
-	for _, r := range s {
-		if r == '-' || r == '_' || r == '.' || r == '/' || unicode.IsLetter(r) || unicode.IsDigit(r) {
-			continue
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return validRunes(s[i:])
 		}
-		return false
+		if !nameASCII[c] {
+			return false
+		}
+	}
+	return true
+}
+
+func validName(r rune) bool {
+	return r == '-' || r == '_' || r == '.' || r == '/' || unicode.IsLetter(r) || unicode.IsDigit(r)
+}
+
+// nameASCII is validName for the ASCII characters, looked up per byte: names
+// are checked for every point ingested.
+var nameASCII = func() (t [utf8.RuneSelf]bool) {
+	for c := range t {
+		t[c] = validName(rune(c))
+	}
+	return t
+}()
+
+func validRunes(s string) bool {
+	for _, r := range s {
+		if !validName(r) {
+			return false
+		}
 	}
 	return true
 }
@@ -87,7 +113,7 @@ func (l Limits) checkName(reason, kind, s string) error {
 	}
 	if !ValidName(s) {
 		for _, r := range s {
-			if !(r == '-' || r == '_' || r == '.' || r == '/' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			if !validName(r) {
 				return reject(reason, "Invalid %s (\"%s\"): illegal character: %q", kind, s, r)
 			}
 		}

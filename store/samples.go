@@ -1,9 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -18,8 +21,6 @@ type Sample struct {
 	Time     time.Time
 	Value    float64
 }
-
-var sampleColumns = []string{"time", "series_id", "value"}
 
 // partitionCache remembers which daily partitions exist, so the write path does
 // not ask the catalogue on every batch.
@@ -126,13 +127,21 @@ func (s *Store) WriteSamples(ctx context.Context, samples []Sample, metrics ...s
 	if len(samples) == 0 {
 		return nil
 	}
-	days := map[time.Time]bool{}
-	minutes := map[time.Time]bool{}
+	// Unix minutes, not time.Time keys: a batch holds few distinct minutes, often
+	// in runs, and hashing a time per sample showed in profiles.
+	minutes := map[int64]struct{}{}
+	last := int64(math.MinInt64)
 	for _, smp := range samples {
-		days[Day(smp.Time)] = true
-		if !s.timescale {
-			minutes[smp.Time.Truncate(time.Minute)] = true
+		if m := floorDiv(smp.Time.Unix(), 60); m != last {
+			minutes[m], last = struct{}{}, m
 		}
+	}
+	days := map[time.Time]bool{}
+	minuteList := make([]time.Time, 0, len(minutes))
+	for m := range minutes {
+		t := time.Unix(m*60, 0).UTC()
+		days[Day(t)] = true
+		minuteList = append(minuteList, t)
 	}
 	dayList := make([]time.Time, 0, len(days))
 	for d := range days {
@@ -141,9 +150,8 @@ func (s *Store) WriteSamples(ctx context.Context, samples []Sample, metrics ...s
 	if err := s.EnsurePartitions(ctx, dayList...); err != nil {
 		return err
 	}
-	minuteList := make([]time.Time, 0, len(minutes))
-	for m := range minutes {
-		minuteList = append(minuteList, m)
+	if s.timescale {
+		minuteList = nil // continuous aggregates need no pending minutes
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := s.copySamples(ctx, tx, samples); err != nil {
@@ -192,8 +200,47 @@ func (s *Store) copySamples(ctx context.Context, tx pgx.Tx, samples []Sample) er
 		_, err := tx.Exec(ctx, insertSamples, times, ids, values)
 		return err
 	}
-	_, err := tx.CopyFrom(ctx, pgx.Identifier{"samples"}, sampleColumns, pgx.CopyFromSlice(len(samples), func(i int) ([]any, error) {
-		return []any{samples[i].Time, samples[i].SeriesID, samples[i].Value}, nil
-	}))
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	*buf = appendCopyBinary((*buf)[:0], samples)
+	_, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(*buf), copySamplesSQL)
 	return err
+}
+
+const copySamplesSQL = `COPY samples (time, series_id, value) FROM STDIN (FORMAT binary)`
+
+// copyBuffers recycles the encoded COPY data of a batch (~40 bytes a sample).
+var copyBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// pgEpochMicros is PostgreSQL's timestamp epoch, 2000-01-01 UTC, in Unix microseconds.
+const pgEpochMicros = 946_684_800_000_000
+
+// appendCopyBinary encodes samples in COPY's binary format: a header, per row
+// the field count and each field's length and big-endian value (timestamptz
+// as microseconds since 2000, as pgx encodes it), and the trailer. Written here
+// rather than by pgx's CopyFrom, whose per-value type dispatch cost the ingest
+// path ~10 % of its CPU for three fixed columns.
+func appendCopyBinary(b []byte, samples []Sample) []byte {
+	b = append(b, "PGCOPY\n\xff\r\n\x00"...)
+	b = binary.BigEndian.AppendUint32(b, 0) // flags
+	b = binary.BigEndian.AppendUint32(b, 0) // header extension length
+	for _, smp := range samples {
+		b = binary.BigEndian.AppendUint16(b, 3)
+		b = binary.BigEndian.AppendUint32(b, 8)
+		b = binary.BigEndian.AppendUint64(b, uint64(smp.Time.UnixMicro()-pgEpochMicros))
+		b = binary.BigEndian.AppendUint32(b, 8)
+		b = binary.BigEndian.AppendUint64(b, uint64(smp.SeriesID))
+		b = binary.BigEndian.AppendUint32(b, 8)
+		b = binary.BigEndian.AppendUint64(b, math.Float64bits(smp.Value))
+	}
+	return binary.BigEndian.AppendUint16(b, 0xffff) // trailer: -1
+}
+
+// floorDiv is a / b rounded down, also for negative a.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b < 0 {
+		q--
+	}
+	return q
 }

@@ -78,8 +78,9 @@ func DecodeJSON(r io.Reader, limits ingest.Limits) (pts []ingest.Point, errs []P
 // decodeJSONBody is DecodeJSON of a body already read.
 func decodeJSONBody(body []byte, limits ingest.Limits) (pts []ingest.Point, errs []PointError, err error) {
 	body = bytes.TrimSpace(body)
-	var batch []jsonPoint
+	batch, scanned := scanPuts(body)
 	switch {
+	case scanned:
 	case len(body) == 0:
 		return nil, nil, errors.New("the request body is empty; send a data point object or an array of them")
 	case body[0] == '[':

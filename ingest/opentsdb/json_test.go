@@ -1,10 +1,14 @@
 package opentsdb
 
 import (
+	"bytes"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	gojson "github.com/goccy/go-json"
 
 	"github.com/amas-eye/amas/ingest"
 )
@@ -109,8 +113,28 @@ func TestDecodeJSON(t *testing.T) {
 // points that pass validation and refusals that say why.
 func FuzzDecodeJSON(f *testing.F) {
 	f.Add(`[{"metric":"sys.cpu.user","timestamp":1356998400,"value":42.5,"tags":{"host":"web01"}}]`)
+	// Shapes at the edge of what scanPuts takes, so the comparison below starts there.
+	for _, seed := range []string{
+		` { "metric" : "m", "timestamp" : "1356998400.5", "value" : "-1e-3", "tags" : { "a" : "b" , "a" : "c" } } `,
+		`[]`, `[{}]`, `{}`, `[{"metric":"m"},]`, `[{"metric":"m","metric":"n"}]`,
+		`[{"metric":"m","tags":{"a":"b"},"tags":{"c":"d"}}]`, `[{"Metric":"m"}]`, `[{"metric":"m","extra":1}]`,
+		`[{"metric":"m\u0041","value":01}]`, `[{"metric":null,"value":1.}]`, `[{"metric":"é","value":-0.0E+5}]`,
+		`[{"metric":"m","timestamp":1356998400,"value":1,"tags":{}}] x`,
+	} {
+		f.Add(seed)
+	}
 	limits := ingest.DefaultLimits
 	f.Fuzz(func(t *testing.T, body string) {
+		// The fast scanner must read exactly what the general decoder reads.
+		if fast, ok := scanPuts(bytes.TrimSpace([]byte(body))); ok {
+			general, err := decodeGeneral([]byte(body))
+			if err != nil {
+				t.Fatalf("scanPuts took a body the general decoder refuses (%v)", err)
+			}
+			if !reflect.DeepEqual(fast, general) {
+				t.Fatalf("scanPuts read %+v, the general decoder %+v", fast, general)
+			}
+		}
 		pts, errs, err := DecodeJSON(strings.NewReader(body), limits)
 		if err != nil {
 			if len(pts) > 0 || len(errs) > 0 {
@@ -129,4 +153,16 @@ func FuzzDecodeJSON(f *testing.F) {
 			}
 		}
 	})
+}
+
+// decodeGeneral decodes a body with the general JSON decoder (the one
+// decodeJSONBody falls back to) alone.
+func decodeGeneral(body []byte) ([]jsonPoint, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) > 0 && body[0] == '{' {
+		batch := make([]jsonPoint, 1)
+		return batch, gojson.Unmarshal(body, &batch[0])
+	}
+	var batch []jsonPoint
+	return batch, gojson.Unmarshal(body, &batch)
 }

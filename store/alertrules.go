@@ -201,15 +201,28 @@ func (s *Store) queryRules(ctx context.Context, sql string, args ...any) ([]Aler
 
 // ImportResult counts what ImportAlertRules did.
 type ImportResult struct {
-	Created, Updated, Unchanged int
+	Created, Updated, Unchanged, Deleted int
 }
 
 // ImportAlertRules creates or updates rules by name, in one transaction: all or
 // none. A rule whose spec, interval, enabled flag and owner are unchanged keeps
-// its version.
-func (s *Store) ImportAlertRules(ctx context.Context, rules []AlertRuleRecord, now time.Time) (ImportResult, error) {
+// its version. With prune, the rules whose name is not among rules are deleted
+// as DeleteAlertRule does (their open alerts resolved); without, they are kept.
+func (s *Store) ImportAlertRules(ctx context.Context, rules []AlertRuleRecord, now time.Time, prune bool) (ImportResult, error) {
 	var res ImportResult
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		res = ImportResult{}
+		names := make([]string, len(rules))
+		for i, r := range rules {
+			names[i] = r.Name
+		}
+		if prune {
+			n, err := pruneRules(ctx, tx, names, now)
+			if err != nil {
+				return err
+			}
+			res.Deleted = n
+		}
 		for _, r := range rules {
 			cur, err := scanRule(tx.QueryRow(ctx, `SELECT `+ruleColumns+` FROM alert_rules WHERE name = $1 FOR UPDATE`, r.Name))
 			if isNoRows(err) {
@@ -238,6 +251,27 @@ func (s *Store) ImportAlertRules(ctx context.Context, rules []AlertRuleRecord, n
 		return ImportResult{}, err
 	}
 	return res, nil
+}
+
+// pruneRules deletes the rules not named in keep and returns how many.
+func pruneRules(ctx context.Context, tx pgx.Tx, keep []string, now time.Time) (int, error) {
+	rows, err := tx.Query(ctx, `SELECT id FROM alert_rules WHERE name <> ALL($1) ORDER BY id FOR UPDATE`, keep)
+	if err != nil {
+		return 0, fmt.Errorf("prune alert rules: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return 0, fmt.Errorf("prune alert rules: %w", err)
+	}
+	for _, id := range ids {
+		if err := resolveOpenAlerts(ctx, tx, id, now); err != nil {
+			return 0, err
+		}
+		if _, err := tx.Exec(ctx, deleteRule, id); err != nil {
+			return 0, fmt.Errorf("delete alert rule %d: %w", id, err)
+		}
+	}
+	return len(ids), nil
 }
 
 func sameRule(a, b AlertRuleRecord) bool {

@@ -24,13 +24,16 @@ const upsertReplica = `
 INSERT INTO alert_replicas (id, heartbeat_at) VALUES ($1, $2)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at`
 
+// countShare also forgets the replicas not alive since $1 (crashed ones never
+// leave): one that comes back is recorded again by its next heartbeat.
 const countShare = `
+WITH gone AS (DELETE FROM alert_replicas WHERE heartbeat_at < $1)
 SELECT (SELECT count(*) FROM alert_rules WHERE enabled),
        (SELECT count(*) FROM alert_replicas WHERE heartbeat_at >= $1)`
 
 // AlertReplicaHeartbeat records that replica id is alive at now, and returns the
 // enabled rules and the replicas alive since aliveSince: a replica's fair share of
-// rules is their quotient, rounded up.
+// rules is their quotient, rounded up. Replicas not alive since then are deleted.
 func (s *Store) AlertReplicaHeartbeat(ctx context.Context, id string, now, aliveSince time.Time) (rules, replicas int, err error) {
 	if _, err := s.pool.Exec(ctx, upsertReplica, id, now); err != nil {
 		return 0, 0, fmt.Errorf("alert replica heartbeat: %w", err)

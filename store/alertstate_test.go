@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -240,15 +241,63 @@ func TestAlertRuleEditsFenceAndResolve(t *testing.T) {
 	res, err := st.ImportAlertRules(ctx, []store.AlertRuleRecord{
 		{Name: "a", Spec: json.RawMessage(`{"x": 1}`), Interval: time.Minute, Enabled: true},
 		{Name: "b", Spec: json.RawMessage(`{}`), Interval: time.Minute, Enabled: true},
-	}, t0)
+	}, t0, false)
 	if err != nil || res.Created != 2 {
 		t.Fatalf("first import = %+v, %v", res, err)
 	}
 	res, err = st.ImportAlertRules(ctx, []store.AlertRuleRecord{
 		{Name: "a", Spec: json.RawMessage(`{"x":1}`), Interval: time.Minute, Enabled: true},
 		{Name: "b", Spec: json.RawMessage(`{}`), Interval: 2 * time.Minute, Enabled: true},
-	}, t0)
+	}, t0, false)
 	if err != nil || res != (store.ImportResult{Updated: 1, Unchanged: 1}) {
 		t.Fatalf("second import = %+v, %v; want 1 updated, 1 unchanged", res, err)
+	}
+	res, err = st.ImportAlertRules(ctx, []store.AlertRuleRecord{
+		{Name: "c", Spec: json.RawMessage(`{}`), Interval: time.Minute, Enabled: true},
+		{Name: "b", Spec: json.RawMessage(`{}`), Interval: 2 * time.Minute, Enabled: true},
+	}, t0, true)
+	if err != nil || res != (store.ImportResult{Created: 1, Unchanged: 1, Deleted: 1}) {
+		t.Fatalf("pruning import = %+v, %v; want 1 created, 1 unchanged, 1 deleted", res, err)
+	}
+	recs, err := st.AlertRules(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range recs {
+		names = append(names, r.Name)
+	}
+	if slices.Sort(names); !slices.Equal(names, []string{"b", "c"}) {
+		t.Fatalf("rules after a pruning import: %v, want b and c", names)
+	}
+}
+
+// TestAlertReplicaHeartbeat counts the replicas alive since the cutoff, and
+// forgets the ones that stopped beating without leaving (a crash).
+func TestAlertReplicaHeartbeat(t *testing.T) {
+	s, _ := storetest.Migrated(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for _, beat := range []struct {
+		id               string
+		at, since        time.Time
+		replicas, stored int
+	}{
+		{"a", t0, t0.Add(-time.Minute), 1, 1},
+		{"b", t0.Add(time.Second), t0.Add(-time.Minute), 2, 2},
+		{"a", t0.Add(time.Minute), t0.Add(30 * time.Second), 1, 1},     // b crashed after its one beat
+		{"b", t0.Add(2 * time.Minute), t0.Add(30 * time.Second), 2, 2}, // b is back
+	} {
+		_, replicas, err := s.AlertReplicaHeartbeat(ctx, beat.id, beat.at, beat.since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stored int
+		if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM alert_replicas`).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		if replicas != beat.replicas || stored != beat.stored {
+			t.Errorf("beat of %s at %v: %d replicas alive, %d stored; want %d and %d", beat.id, beat.at, replicas, stored, beat.replicas, beat.stored)
+		}
 	}
 }

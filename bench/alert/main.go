@@ -210,7 +210,7 @@ func createRules(ctx context.Context, st *store.Store, o options, now time.Time)
 		}
 		recs[i] = rec
 	}
-	_, err := st.ImportAlertRules(ctx, recs, now)
+	_, err := st.ImportAlertRules(ctx, recs, now, false)
 	return err
 }
 

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/amas-eye/amas/alerting/expr"
@@ -15,20 +17,21 @@ import (
 )
 
 // rulesCmd is `amas rules export [--file F]` and `amas rules import --file F
-// [--dry-run]`: alert rules as YAML, for review in git.
+// [--prune] [--dry-run]`: alert rules as YAML, for review in git.
 func rulesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return errors.New("rules needs export or import")
 	}
 	sub, rest := args[0], args[1:]
 	var (
-		file   string
-		dryRun bool
+		file          string
+		dryRun, prune bool
 	)
 	cfg, _, err := serverFlags("rules "+sub, rest, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&file, "file", "", "the YAML rules file (export: default standard output; import: required)")
 		if sub == "import" {
 			fs.BoolVar(&dryRun, "dry-run", false, "check the file and report what would change, without changing anything")
+			fs.BoolVar(&prune, "prune", false, "delete the rules the file does not name (their open alerts resolve), so the file is the whole set")
 		}
 	})
 	if err != nil {
@@ -51,7 +54,7 @@ func rulesCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if sub == "export" {
 		return exportRules(ctx, db.Store, file, stdout)
 	}
-	return importRules(ctx, db.Store, file, dryRun, stdout)
+	return importRules(ctx, db.Store, file, dryRun, prune, stdout)
 }
 
 func exportRules(ctx context.Context, st *store.Store, file string, stdout io.Writer) error {
@@ -80,7 +83,7 @@ func exportRules(ctx context.Context, st *store.Store, file string, stdout io.Wr
 	return nil
 }
 
-func importRules(ctx context.Context, st *store.Store, file string, dryRun bool, stdout io.Writer) error {
+func importRules(ctx context.Context, st *store.Store, file string, dryRun, prune bool, stdout io.Writer) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return fmt.Errorf("--file: %w", err)
@@ -103,13 +106,44 @@ func importRules(ctx context.Context, st *store.Store, file string, dryRun bool,
 	}
 	if dryRun {
 		fmt.Fprintf(stdout, "%s: %d rules, all valid (dry run: nothing changed)\n", file, len(rules))
+		if prune {
+			gone, err := rulesNotIn(ctx, st, rules)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "--prune would delete %d rules: %s\n", len(gone), strings.Join(gone, ", "))
+		}
 		return nil
 	}
-	res, err := st.ImportAlertRules(ctx, recs, time.Now())
+	res, err := st.ImportAlertRules(ctx, recs, time.Now(), prune)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "imported %s: %d created, %d updated, %d unchanged (rules not in the file are kept)\n",
-		file, res.Created, res.Updated, res.Unchanged)
+	kept := "rules not in the file are kept"
+	if prune {
+		kept = fmt.Sprintf("%d not in the file deleted", res.Deleted)
+	}
+	fmt.Fprintf(stdout, "imported %s: %d created, %d updated, %d unchanged (%s)\n",
+		file, res.Created, res.Updated, res.Unchanged, kept)
 	return nil
+}
+
+// rulesNotIn names the stored rules that rules does not, sorted.
+func rulesNotIn(ctx context.Context, st *store.Store, rules []*rule.Rule) ([]string, error) {
+	recs, err := st.AlertRules(ctx)
+	if err != nil {
+		return nil, err
+	}
+	named := map[string]bool{}
+	for _, r := range rules {
+		named[r.Name] = true
+	}
+	var gone []string
+	for _, rec := range recs {
+		if !named[rec.Name] {
+			gone = append(gone, rec.Name)
+		}
+	}
+	slices.Sort(gone)
+	return gone, nil
 }

@@ -76,6 +76,18 @@ func TestRulesExportImport(t *testing.T) {
 	if out, err := amas("rules", "import", "--file", exported); err != nil || !strings.Contains(out, "1 updated, 1 unchanged") {
 		t.Fatalf("edited import: %v\n%s", err, out)
 	}
+	// --prune makes the file the whole set: heartbeat is not in this one.
+	only := filepath.Join(dir, "only.yaml")
+	_ = os.WriteFile(only, []byte("rules:\n  - name: db threads\n    expr: avg(mysql.performance.threads_running[5m]) > 50\n"), 0o644)
+	if out, err := amas("rules", "import", "--file", only, "--prune", "--dry-run"); err != nil || !strings.Contains(out, "--prune would delete 1 rules: heartbeat") {
+		t.Fatalf("pruning dry run: %v\n%s", err, out)
+	}
+	if out, err := amas("rules", "import", "--file", only, "--prune"); err != nil || !strings.Contains(out, "0 created, 1 updated, 0 unchanged (1 not in the file deleted)") {
+		t.Fatalf("pruning import: %v\n%s", err, out)
+	}
+	if out, _ := amas("rules", "export"); strings.Contains(out, "heartbeat") || !strings.Contains(out, "db threads") {
+		t.Fatalf("export after a pruning import:\n%s", out)
+	}
 	// A broken file is refused whole, naming the rule and the field.
 	bad := filepath.Join(dir, "bad.yaml")
 	_ = os.WriteFile(bad, []byte("rules:\n  - name: x\n    expr: avg(m[5m]) >> 1\n  - name: y\n    expr: avg(m[5m]) > 1\n    no_data: maybe\n"), 0o644)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,6 +18,9 @@ var ErrNotFound = errors.New("not found")
 
 // queryWorkMem is the work_mem of Amas's connections unless the URL sets one.
 const queryWorkMem = "64MB"
+
+// defaultMaxConns is the least pool size unless the URL sets pool_max_conns.
+const defaultMaxConns = 16
 
 // Store is the handle every SQL-speaking function hangs off.
 type Store struct {
@@ -38,6 +42,13 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	// in the URL wins.
 	if _, set := cfg.ConnConfig.RuntimeParams["work_mem"]; !set {
 		cfg.ConnConfig.RuntimeParams["work_mem"] = queryWorkMem
+	}
+	// pgxpool's default, max(4, CPUs), is too few for one process running every
+	// role: the rollup lock holds a connection for good, ingest writes on two,
+	// a large query reads on several and the dispatcher sends in parallel, each
+	// waiting on the others. pool_max_conns in the URL wins.
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = max(cfg.MaxConns, defaultMaxConns)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -50,6 +50,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the benchmark databases")
 	flag.IntVar(&o.notify.groups, "groups", 5000, "aggregation groups of the notification run (one firing alert each), so as many notifications")
 	flag.IntVar(&o.notify.concurrency, "concurrency", 8, "groups flushed at once, and concurrent senders of the notification baseline")
+	flag.StringVar(&o.notify.cpuProfile, "cpuprofile", "", "write a CPU profile of the dispatcher's round to this file")
 	flag.Parse()
 	o.notify.keep = o.keep
 	if err := run(context.Background(), o); err != nil {

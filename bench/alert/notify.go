@@ -15,6 +15,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +34,7 @@ type notifyOptions struct {
 	groups      int
 	concurrency int
 	keep        bool
+	cpuProfile  string // of the dispatcher's round
 }
 
 // alertList is the engine's output for the benchmark: a fixed set of alerts.
@@ -109,11 +112,23 @@ func runNotify(ctx context.Context, o notifyOptions) (float64, error) {
 		return 0, fmt.Errorf("lead: %v", err)
 	}
 	defer lease.Release()
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return 0, err
+		}
+	}
 	start = time.Now()
-	if _, err := d.Round(ctx, lease.Term()); err != nil {
+	_, err = d.Round(ctx, lease.Term())
+	elapsed := time.Since(start)
+	pprof.StopCPUProfile()
+	if err != nil {
 		return 0, err
 	}
-	elapsed := time.Since(start)
 	if n := received.Load(); n != int64(o.groups) {
 		return 0, fmt.Errorf("receiver got %d notifications, want %d", n, o.groups)
 	}

@@ -16,9 +16,11 @@ import (
 // Point is one sample of one series as it arrives on the wire.
 type Point struct {
 	Metric string
-	Tags   map[string]string
-	Time   time.Time
-	Value  float64
+	// Tags may be shared with other points (decoders reuse the map of a tag set
+	// seen before): read it, never change it.
+	Tags  map[string]string
+	Time  time.Time
+	Value float64
 }
 
 // Limits bound what one point or request may carry.
@@ -133,13 +135,21 @@ func (l Limits) Validate(p Point) error {
 	if len(p.Tags) > l.MaxTagsPerPoint {
 		return reject(ReasonTooMany, "Too many tags: %d maximum allowed: %d", len(p.Tags), l.MaxTagsPerPoint)
 	}
+	// Of several bad tags, the one with the least key is reported, so the same
+	// point always gets the same message whatever the map's order.
+	var bad error
+	badKey := ""
 	for k, v := range p.Tags {
-		if err := l.checkName(ReasonTag, "tag name", k); err != nil {
-			return err
+		err := l.checkName(ReasonTag, "tag name", k)
+		if err == nil {
+			err = l.checkName(ReasonTag, "tag value", v)
 		}
-		if err := l.checkName(ReasonTag, "tag value", v); err != nil {
-			return err
+		if err != nil && (bad == nil || k < badKey) {
+			bad, badKey = err, k
 		}
+	}
+	if bad != nil {
+		return bad
 	}
 	if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
 		return reject(ReasonValue, "Invalid value: %v (NaN and infinity are not stored)", p.Value)

@@ -31,7 +31,7 @@ type Writer interface {
 // refused points). Bodies may be gzip-compressed and hold at most maxBodyBytes
 // once decompressed. The caller checks credentials.
 func NewHTTPHandler(w Writer, limits ingest.Limits, maxBodyBytes int64, log *slog.Logger) http.Handler {
-	return &putHandler{w: w, limits: limits, maxBody: maxBodyBytes, log: log}
+	return &putHandler{w: w, limits: limits, maxBody: maxBodyBytes, log: log, tags: newTagCache()}
 }
 
 type putHandler struct {
@@ -39,6 +39,7 @@ type putHandler struct {
 	limits  ingest.Limits
 	maxBody int64
 	log     *slog.Logger
+	tags    *tagCache
 }
 
 // putSummary is the body of ?summary and ?details replies.
@@ -123,14 +124,18 @@ func (h *putHandler) body(w http.ResponseWriter, r *http.Request) (io.ReadCloser
 func (h *putHandler) decode(body io.Reader, r *http.Request) ([]ingest.Point, []PointError, error) {
 	size := r.ContentLength
 	if size <= 0 || size > h.maxBody || r.Header.Get("Content-Encoding") != "" {
-		return DecodeJSON(body, h.limits)
+		b, err := io.ReadAll(body)
+		if err != nil {
+			return nil, nil, err
+		}
+		return decodeJSONBody(b, h.limits, h.tags)
 	}
 	// net/http ends the body at its Content-Length.
 	buf := make([]byte, size)
 	if _, err := io.ReadFull(body, buf); err != nil {
 		return nil, nil, fmt.Errorf("read the request body: %w", err)
 	}
-	return decodeJSONBody(buf, h.limits)
+	return decodeJSONBody(buf, h.limits, h.tags)
 }
 
 // writeFailed answers a request whose valid points could not be queued.

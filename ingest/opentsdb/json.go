@@ -72,13 +72,14 @@ func DecodeJSON(r io.Reader, limits ingest.Limits) (pts []ingest.Point, errs []P
 	if err != nil {
 		return nil, nil, err
 	}
-	return decodeJSONBody(body, limits)
+	return decodeJSONBody(body, limits, nil)
 }
 
-// decodeJSONBody is DecodeJSON of a body already read.
-func decodeJSONBody(body []byte, limits ingest.Limits) (pts []ingest.Point, errs []PointError, err error) {
+// decodeJSONBody is DecodeJSON of a body already read; tags found in cache
+// (nil: none) share its maps.
+func decodeJSONBody(body []byte, limits ingest.Limits, cache *tagCache) (pts []ingest.Point, errs []PointError, err error) {
 	body = bytes.TrimSpace(body)
-	batch, scanned := scanPuts(body)
+	batch, scanned := scanPuts(body, cache)
 	switch {
 	case scanned:
 	case len(body) == 0:

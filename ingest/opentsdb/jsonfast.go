@@ -1,6 +1,9 @@
 package opentsdb
 
-import "slices"
+import (
+	"slices"
+	"sync/atomic"
+)
 
 // scanPuts decodes the /api/put bodies agents send, an object or an array of
 // objects with the keys metric, timestamp, value and tags, in one pass without
@@ -9,8 +12,10 @@ import "slices"
 // numbers, exact key names, no null. Any other body gets ok false, and
 // decodeJSONBody hands it to the general decoder, so both give the same points
 // (FuzzDecodeJSON checks it).
-func scanPuts(body []byte) (batch []jsonPoint, ok bool) {
-	s := putScanner{b: body}
+//
+// Tag sets found in cache (which may be nil) share its maps.
+func scanPuts(body []byte, cache *tagCache) (batch []jsonPoint, ok bool) {
+	s := putScanner{b: body, cache: cache}
 	batch = []jsonPoint{} // `[]` decodes to an empty slice, not nil, as in the general decoder
 	s.space()
 	if s.peek() == '{' {
@@ -50,8 +55,9 @@ func scanPuts(body []byte) (batch []jsonPoint, ok bool) {
 var putKeys = [4]string{"metric", "timestamp", "value", "tags"}
 
 type putScanner struct {
-	b []byte
-	i int
+	b     []byte
+	i     int
+	cache *tagCache
 	// recent holds strings already made, by a cheap hash of their bytes: metric
 	// names, tag keys, timestamps and many tag values repeat across a body, and a
 	// hit saves an allocation for the price of a comparison.
@@ -142,8 +148,9 @@ func (s *putScanner) object(jp *jsonPoint) bool {
 }
 
 // tags reads the tags object; pairs are gathered first so the map is made at
-// its size.
+// its size, unless the cache has the map of the same text.
 func (s *putScanner) tags() (map[string]string, bool) {
+	start := s.i
 	if !s.eat('{') {
 		return nil, false
 	}
@@ -176,9 +183,20 @@ func (s *putScanner) tags() (map[string]string, bool) {
 			}
 		}
 	}
+	var slot *atomic.Pointer[cachedTags]
+	text := s.b[start:s.i]
+	if s.cache != nil {
+		var cached map[string]string
+		if slot, cached = s.cache.slot(text); cached != nil {
+			return cached, true
+		}
+	}
 	m := make(map[string]string, len(kv)/2)
 	for i := 0; i < len(kv); i += 2 {
 		m[s.intern(kv[i])] = s.intern(kv[i+1])
+	}
+	if slot != nil {
+		slot.Store(&cachedTags{text: string(text), tags: m})
 	}
 	return m, true
 }

@@ -16,6 +16,12 @@ import (
 // The fields are found by scanning the line in place: the point's strings share
 // the line's memory, so a point costs its tag map and nothing else.
 func ParsePutLine(line string, limits ingest.Limits) (ingest.Point, error) {
+	return parsePutLine(line, limits, nil)
+}
+
+// parsePutLine is ParsePutLine taking the tags map of a tag set written the same
+// way before from cache (nil: none).
+func parsePutLine(line string, limits ingest.Limits, cache *tagCache) (ingest.Point, error) {
 	cmd, rest := nextField(line)
 	if cmd != "put" {
 		return ingest.Point{}, fmt.Errorf("not a put command: %.40q", line)
@@ -37,7 +43,7 @@ func ParsePutLine(line string, limits ingest.Limits) (ingest.Point, error) {
 	if p.Value, err = parseValue(value); err != nil {
 		return ingest.Point{}, fmt.Errorf("illegal argument: %w", err)
 	}
-	if p.Tags, err = parseTags(tags); err != nil {
+	if p.Tags, err = cachedTagsOf(tags, cache); err != nil {
 		return ingest.Point{}, err
 	}
 	if err := limits.Validate(p); err != nil {
@@ -46,8 +52,24 @@ func ParsePutLine(line string, limits ingest.Limits) (ingest.Point, error) {
 	return p, nil
 }
 
-// parseTags reads "k=v k=v ..." into a new map: the pipeline keeps each point,
-// so maps are never shared or reused.
+// cachedTagsOf is parseTags of text, or the map cache holds for the same text.
+// Only tag sets that parse are cached, so a hit needs no checks.
+func cachedTagsOf(text string, cache *tagCache) (map[string]string, error) {
+	if cache == nil {
+		return parseTags(text)
+	}
+	slot, tags := cache.slotString(text)
+	if tags != nil {
+		return tags, nil
+	}
+	tags, err := parseTags(text)
+	if err == nil {
+		slot.Store(&cachedTags{text: strings.Clone(text), tags: tags})
+	}
+	return tags, err
+}
+
+// parseTags reads "k=v k=v ..." into a new map.
 func parseTags(text string) (map[string]string, error) {
 	n := 0
 	for rest := text; ; n++ {

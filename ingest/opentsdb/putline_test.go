@@ -85,6 +85,16 @@ func FuzzParsePutLine(f *testing.F) {
 	limits := ingest.DefaultLimits
 	f.Fuzz(func(t *testing.T, line string) {
 		p, err := ParsePutLine(line, limits)
+		// With a tag cache, the first parse fills it and the second reads it: both
+		// must answer as the parse without one.
+		cache := newTagCache()
+		for pass := range 2 {
+			c, cerr := parsePutLine(line, limits, cache)
+			if (cerr == nil) != (err == nil) || cerr != nil && cerr.Error() != err.Error() ||
+				c.Metric != p.Metric || !c.Time.Equal(p.Time) || !sameFloat(c.Value, p.Value) || !sameTags(c.Tags, p.Tags) {
+				t.Fatalf("pass %d with a tag cache: %+v, %v; without: %+v, %v", pass, c, cerr, p, err)
+			}
+		}
 		if err != nil {
 			return
 		}
@@ -112,3 +122,6 @@ func formatPut(p ingest.Point) string {
 	}
 	return b.String()
 }
+
+// sameFloat is == that also holds for two NaNs (refused points carry zero values).
+func sameFloat(a, b float64) bool { return a == b || a != a && b != b }

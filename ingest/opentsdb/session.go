@@ -90,7 +90,7 @@ func (ss *session) handle(ctx context.Context, line string) error {
 			ss.reply("put: authentication required: send \"auth <token>\" first (a token whose role can write)")
 			return nil
 		}
-		p, err := ParsePutLine(line, ss.s.cfg.Limits)
+		p, err := parsePutLine(line, ss.s.cfg.Limits, ss.s.tags)
 		if err != nil {
 			RejectedPoints.WithLabelValues(protoTelnet, ingest.ReasonOf(err)).Inc()
 			ss.reply("put: %s", err)

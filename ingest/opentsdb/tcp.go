@@ -50,6 +50,7 @@ type TCPServer struct {
 	authn Authenticator
 	log   *slog.Logger
 	conns prometheus.Gauge
+	tags  *tagCache // shared by the connections: agents resend the same series
 }
 
 // NewTCPServer returns a server writing to w. It registers its own metrics on
@@ -58,7 +59,7 @@ func NewTCPServer(cfg TCPConfig, w Writer, authn Authenticator, log *slog.Logger
 	if cfg.MaxLineBytes <= 0 {
 		cfg.MaxLineBytes = 4096
 	}
-	s := &TCPServer{cfg: cfg, w: w, authn: authn, log: log,
+	s := &TCPServer{cfg: cfg, w: w, authn: authn, log: log, tags: newTagCache(),
 		conns: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "amas_put_connections", Help: "Open telnet put connections.",
 		})}

@@ -213,10 +213,13 @@ func (s *Store) readPackedShare(ctx context.Context, p queryPlan, t packedTier, 
 		pos[ss.id] = i
 	}
 	acc := newBucketAcc(p, len(series))
-	var tail []struct {
+	// The raw buckets after the split, by series position: the rollup buckets
+	// are in the accumulator until every part is read.
+	type rawBucket struct {
 		i  int
 		bv bucketValue
 	}
+	var tail []rawBucket
 	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 	err := pgx.BeginTxFunc(ctx, s.pool, opts, func(tx pgx.Tx) error {
 		var (
@@ -251,11 +254,9 @@ func (s *Store) readPackedShare(ctx context.Context, p queryPlan, t packedTier, 
 			v      float64
 		)
 		sql := fmt.Sprintf(bucketsFromTable, "g.id", seriesList, "samples", "time", rawBucketExpr[p.fn], "$2", "$3")
-		return queryEach(ctx, tx, sql, []any{ids, split, p.end, p.step}, []any{&id, &bucket, &v}, func() {
-			tail = append(tail, struct {
-				i  int
-				bv bucketValue
-			}{pos[id], bucketValue{idx: acc.index(bucket.UnixMicro()), v: v}})
+		args := []any{pgx.QueryExecModeExec, ids, split, p.end, p.step} // planned for its range, as readRows says
+		return queryEach(ctx, tx, sql, args, []any{&id, &bucket, &v}, func() {
+			tail = append(tail, rawBucket{pos[id], bucketValue{idx: acc.index(bucket.UnixMicro()), v: v}})
 		})
 	})
 	if err != nil {

@@ -5,8 +5,8 @@
 -- sum, count and last hold the bucket values in the same order, 8 bytes each
 -- (float8send: IEEE 754, big-endian). Storage PLAIN keeps them in line and
 -- uncompressed: floats barely compress, and detoasting would cost more than the
--- rows saved. The rollup role writes them (store/packed.go); on TimescaleDB the
--- tables exist, empty, so both flavours have the same tables.
+-- rows saved. The rollup role writes them (store/packed.go), on TimescaleDB from
+-- the continuous aggregates once their refresh window has passed.
 CREATE TABLE samples_1m_packed (
     series_id bigint NOT NULL,
     bucket    timestamptz NOT NULL,

@@ -84,7 +84,9 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // runTimescale replaces the retention policies with the configured periods and
-// leaves the rest to TimescaleDB's background jobs.
+// leaves the rollups and their retention to TimescaleDB's background jobs; it
+// packs the rollups whose refresh window has passed, and expires packed rows.
+// Replicas may all do it: packing serialises on its markers.
 func (w *Worker) runTimescale(ctx context.Context) error {
 	if err := w.st.SetRetentionPolicies(ctx, w.cfg.RetentionRaw, w.cfg.Retention1m, w.cfg.Retention1h); err != nil {
 		w.metrics.errors.Inc()
@@ -92,9 +94,12 @@ func (w *Worker) runTimescale(ctx context.Context) error {
 	}
 	w.log.Info("TimescaleDB continuous aggregates and policies maintain the rollups and retention",
 		"retention_raw", w.cfg.RetentionRaw, "retention_1m", w.cfg.Retention1m, "retention_1h", w.cfg.Retention1h)
-	// Spans are a plain partitioned table on TimescaleDB too.
 	for {
-		w.maintainSpans(ctx, w.now())
+		now := w.now()
+		if _, err := w.st.PackRollups(ctx, now); err != nil {
+			w.fail(ctx, "pack rollups", err)
+		}
+		w.maintain(ctx, now) // packed rows' retention; spans are a plain partitioned table here too
 		if !sleep(ctx, maintenanceInterval) {
 			return nil
 		}

@@ -15,26 +15,33 @@ import (
 // series and span (an hour of minutes, a day of hours), so that a query over many
 // series reads 60 (24) times fewer rows: read row by row, grouping 1,000 series ×
 // a day of minutes costs PostgreSQL ~0.4 s, the same day packed ~40 ms. The
-// narrow tables stay the ones the rollup role computes and the only ones on
-// TimescaleDB; the packed tables (migration 0007) are a plain-PostgreSQL read path.
+// narrow tables (the rollup role's tables, or TimescaleDB's continuous
+// aggregates) stay the source; the packed tables (migration 0007) are a read path.
 //
 // Spans are packed once they have ended, not minute by minute: rewriting every
 // series' packed row at each roll-up would write its ~2.5 kB a minute, many times
 // the samples themselves. rollup_packed.through says how far a tier is packed; a
-// query reads the packed rows before it and the narrow rows after it. A span
-// before through whose minutes are rolled up again (late samples) is repacked in
-// the same transaction.
+// query reads the packed rows before it and the narrow rows after it. On plain
+// PostgreSQL a span before through whose minutes are rolled up again (late
+// samples) is repacked in the same transaction. On TimescaleDB a span is packed
+// once the continuous aggregate's refresh window has passed it (tsdbSettle):
+// later samples do not reach the materialised aggregate either.
 type packedTier struct {
 	name   string        // rollup_packed.tier
 	table  string        // the packed table
 	narrow string        // the rollup table it packs
 	unit   time.Duration // the narrow table's bucket
 	span   time.Duration // what one packed row covers
+	// tsdbSettle is the start_offset of the continuous aggregate's refresh
+	// policy (migration 0002): older buckets are no longer refreshed.
+	tsdbSettle time.Duration
 }
 
 var (
-	packed1m = packedTier{name: "1m", table: "samples_1m_packed", narrow: "samples_1m", unit: time.Minute, span: time.Hour}
-	packed1h = packedTier{name: "1h", table: "samples_1h_packed", narrow: "samples_1h", unit: time.Hour, span: 24 * time.Hour}
+	packed1m = packedTier{name: "1m", table: "samples_1m_packed", narrow: "samples_1m", unit: time.Minute, span: time.Hour,
+		tsdbSettle: 3 * time.Hour}
+	packed1h = packedTier{name: "1h", table: "samples_1h_packed", narrow: "samples_1h", unit: time.Hour, span: 24 * time.Hour,
+		tsdbSettle: 48 * time.Hour}
 
 	packedTiers = []packedTier{packed1m, packed1h}
 )
@@ -122,13 +129,12 @@ func repackTouched(ctx context.Context, tx pgx.Tx, through map[string]time.Time,
 	return nil
 }
 
-// PackRollups packs, on plain PostgreSQL, every span that has ended by now and
-// whose minutes are all rolled up, and returns how many packed rows it wrote. It runs beside RollupPending, not inside its transaction, so that
-// ingest commits do not wait for it. On TimescaleDB it does nothing.
+// PackRollups packs every span that has ended by now and whose minutes are all
+// rolled up (on TimescaleDB: that ended before the refresh window of its
+// continuous aggregate), and returns how many packed rows it wrote. It runs
+// beside RollupPending, not inside its transaction, so that ingest commits do
+// not wait for it.
 func (s *Store) PackRollups(ctx context.Context, now time.Time) (int64, error) {
-	if s.timescale {
-		return 0, nil
-	}
 	var written int64
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		written = 0
@@ -143,6 +149,9 @@ func (s *Store) PackRollups(ctx context.Context, now time.Time) (int64, error) {
 		for _, t := range packedTiers {
 			from := through[t.name]
 			to := floorTime(now, t.span)
+			if s.timescale {
+				to = floorTime(now.Add(-t.tsdbSettle), t.span)
+			}
 			if oldest != nil {
 				to = minTime(to, floorTime(*oldest, t.span))
 			}
@@ -167,10 +176,10 @@ func (s *Store) PackRollups(ctx context.Context, now time.Time) (int64, error) {
 }
 
 // packedTierFor is the packed tier a query reads, if any: minute steps read the
-// packed minutes, hour steps the packed hours, as bucketSQL picks the narrow tables.
+// packed minutes, hour steps the packed hours; other steps read raw samples.
 func (s *Store) packedTierFor(p queryPlan, src source) (packedTier, bool) {
 	switch {
-	case s.timescale || src == sourceRaw:
+	case src == sourceRaw:
 		return packedTier{}, false
 	case p.step%time.Hour == 0:
 		return packed1h, true
@@ -202,8 +211,8 @@ const (
 // readPackedShare reads the buckets of one share of a query's series into
 // series[i].points, sorted by time, from three sources cut at two instants, all in
 // one snapshot: packed rows before the tier's through, narrow rollup rows from
-// there to the split (the first step bucket not complete in the rollups, as
-// splitCTE says), raw samples from the split on. The rollup values are folded
+// there to the split (the first step bucket not complete in the rollups: the
+// one holding the oldest minute pending roll-up), raw samples from the split on. The rollup values are folded
 // into buckets here, so the packed and narrow parts may share a bucket.
 func (s *Store) readPackedShare(ctx context.Context, p queryPlan, t packedTier, series []selectedSeries) error {
 	ids := make([]int64, len(series))
@@ -245,7 +254,9 @@ func (s *Store) readPackedShare(ctx context.Context, p queryPlan, t packedTier, 
 		if !split.Before(p.end) {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, noJIT); err != nil {
+		// The tail is short: JIT-compiling it (PostgreSQL's cost estimate for a
+		// grouped read asks for it) would take longer than running it.
+		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
 			return err
 		}
 		var (
@@ -253,9 +264,8 @@ func (s *Store) readPackedShare(ctx context.Context, p queryPlan, t packedTier, 
 			bucket time.Time
 			v      float64
 		)
-		sql := fmt.Sprintf(bucketsFromTable, "g.id", seriesList, "samples", "time", rawBucketExpr[p.fn], "$2", "$3")
 		args := []any{pgx.QueryExecModeExec, ids, split, p.end, p.step} // planned for its range, as readRows says
-		return queryEach(ctx, tx, sql, args, []any{&id, &bucket, &v}, func() {
+		return queryEach(ctx, tx, rawBucketSQL(p.fn, "g.id", seriesList), args, []any{&id, &bucket, &v}, func() {
 			tail = append(tail, rawBucket{pos[id], bucketValue{idx: acc.index(bucket.UnixMicro()), v: v}})
 		})
 	})

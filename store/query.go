@@ -117,7 +117,7 @@ func (s *Store) querySeries(ctx context.Context, q SeriesQuery, src source) ([]S
 		return nil, nil
 	}
 	if _, packed := s.packedTierFor(plan, src); plan.combinesInSQL() && !packed {
-		return s.queryCombined(ctx, plan, q.Metric, series, groups, src)
+		return s.queryCombined(ctx, plan, q.Metric, series, groups)
 	}
 	if err := s.readBuckets(ctx, plan, series, src); err != nil {
 		return nil, err
@@ -413,25 +413,16 @@ func groupSeries(series []selectedSeries, groupBy []string) []seriesGroup {
 	return groups
 }
 
-// Per-bucket value expressions, indexed by bucketFunc: from raw samples, and from a
-// rollup table (whose last is the value at the greatest time of its bucket). The
-// counts are summed as float8 because sum(bigint) is a slow numeric.
-var (
-	rawBucketExpr = [...]string{
-		fnAvg:   `avg(value)`,
-		fnMin:   `min(value)`,
-		fnMax:   `max(value)`,
-		fnCount: `count(*)::float8`,
-		fnLast:  `(array_agg(value ORDER BY time DESC, value DESC))[1]`,
-	}
-	rollupBucketExpr = [...]string{
-		fnAvg:   `sum(sum) / sum(count::float8)`,
-		fnMin:   `min(min)`,
-		fnMax:   `max(max)`,
-		fnCount: `sum(count::float8)`,
-		fnLast:  `(array_agg(last ORDER BY bucket DESC))[1]`,
-	}
-)
+// rawBucketExpr is, per bucketFunc, a bucket's value from raw samples (last:
+// the value at the greatest time, ties to the greatest value, as the rollups
+// compute it).
+var rawBucketExpr = [...]string{
+	fnAvg:   `avg(value)`,
+	fnMin:   `min(value)`,
+	fnMax:   `max(value)`,
+	fnCount: `count(*)::float8`,
+	fnLast:  `(array_agg(value ORDER BY time DESC, value DESC))[1]`,
+}
 
 // Bucket statements yield (key, b, v): the series id (or, combined, its group
 // number), the bucket start and the series' value for the bucket. $1 series
@@ -443,55 +434,21 @@ const (
 	seriesGroupedList = `unnest($1::bigint[], $5::int[]) AS g(id, grp)`
 )
 
-// bucketsFromTable reads the rows of table %[3]s (its time column %[4]s, the
-// bucket value %[5]s) from %[6]s to %[7]s. Every series is read in one scan,
-// not one series at a time: samples, and rollup rows written as time goes by,
-// are stored in time order, each page holding rows of many series, and one
-// bitmap scan reads each page once. On TimescaleDB the rollup tables are
-// real-time continuous aggregates, complete up to now.
-const bucketsFromTable = `
+// rawBuckets reads the buckets (value %[3]s) of every series from the raw
+// samples in [$2, $3), in one scan, not one series at a time: samples are
+// stored in time order, each page holding rows of many series, and one bitmap
+// scan reads each page once. Rollups are read by readPackedShare.
+const rawBuckets = `
 SELECT %[1]s, per.b, per.v
 FROM (
-    SELECT series_id, date_bin($4, %[4]s, TIMESTAMPTZ 'epoch') AS b, %[5]s AS v
-    FROM %[3]s
-    WHERE series_id = ANY($1) AND %[4]s >= %[6]s AND %[4]s < %[7]s
+    SELECT series_id, date_bin($4, time, TIMESTAMPTZ 'epoch') AS b, %[3]s AS v
+    FROM samples
+    WHERE series_id = ANY($1) AND time >= $2 AND time < $3
     GROUP BY 1, 2) AS per
 JOIN %[2]s ON g.id = per.series_id`
 
-// splitCTE is the first bucket that is not complete in the rollup tables, the
-// one holding the oldest pending minute: the rollup table is read before it and
-// raw samples from it on, in one statement, so the watermark and both reads
-// share a snapshot.
-const splitCTE = `
-WITH split AS (
-    SELECT greatest($2, date_bin($4, least(coalesce(min(bucket), $3), $3), TIMESTAMPTZ 'epoch')) AS t
-    FROM rollup_pending)`
-
-const splitTime = `(SELECT t FROM split)`
-
-// bucketSQL reads every series' buckets from the coarsest table whose buckets
-// tile the step; key and list name the series as bucketsFromTable says. jit
-// is false for the statements that read a rollup table: PostgreSQL costs them
-// high enough to JIT-compile them, which takes longer (100 ms and more) than
-// the compiled code saves on them. A read of every raw sample gains from it.
-func (s *Store) bucketSQL(p queryPlan, src source, key, list string) (sql string, jit bool) {
-	table := ""
-	switch {
-	case src == sourceRaw:
-	case p.step%time.Hour == 0:
-		table = "samples_1h"
-	case p.step%time.Minute == 0:
-		table = "samples_1m"
-	}
-	raw, rollup := rawBucketExpr[p.fn], rollupBucketExpr[p.fn]
-	switch {
-	case table == "":
-		return fmt.Sprintf(bucketsFromTable, key, list, "samples", "time", raw, "$2", "$3"), true
-	case s.timescale:
-		return fmt.Sprintf(bucketsFromTable, key, list, table, "bucket", rollup, "$2", "$3"), false
-	}
-	return splitCTE + fmt.Sprintf(bucketsFromTable, key, list, table, "bucket", rollup, "$2", splitTime) +
-		"\nUNION ALL" + fmt.Sprintf(bucketsFromTable, key, list, "samples", "time", raw, splitTime, "$3"), false
+func rawBucketSQL(fn bucketFunc, key, list string) string {
+	return fmt.Sprintf(rawBuckets, key, list, rawBucketExpr[fn])
 }
 
 // combinesInSQL reports whether the series of a group can be combined in SQL,
@@ -499,7 +456,8 @@ func (s *Store) bucketSQL(p queryPlan, src source, key, list string) (sql string
 // and COUNT of the per-series bucket values fold into a sum or a min or max and
 // a count, which shares of the series can return and Go can merge exactly.
 // Rates are computed per series first and percentiles need every value, so
-// both combine in Go.
+// both combine in Go. It concerns raw reads: rollups are folded into buckets,
+// and so combined, in Go (readPackedShare).
 func (p queryPlan) combinesInSQL() bool {
 	if p.rate {
 		return false
@@ -526,7 +484,7 @@ func combineExpr(agg Aggregate) string {
 
 // combinedBuckets combines the per-series bucket values of each group (keyed
 // by group number) per bucket. The count is how many series had a value in the
-// bucket: the rollup and raw parts of a split read never yield the same bucket.
+// bucket.
 const combinedBuckets = `
 SELECT per.grp, per.b, %[2]s, count(*)::float8
 FROM (%[1]s) AS per(grp, b, v)
@@ -543,22 +501,21 @@ type groupAcc struct {
 // queryCombined answers an aggregate that combinesInSQL: each share of the
 // series returns, per group and bucket, its combined value and how many series
 // it combines, and the shares are merged here.
-func (s *Store) queryCombined(ctx context.Context, p queryPlan, metric string, series []selectedSeries, groups []seriesGroup, src source) ([]Series, error) {
+func (s *Store) queryCombined(ctx context.Context, p queryPlan, metric string, series []selectedSeries, groups []seriesGroup) ([]Series, error) {
 	grp := make([]int32, len(series))
 	for g, sg := range groups {
 		for _, i := range sg.members {
 			grp[i] = int32(g)
 		}
 	}
-	buckets, jit := s.bucketSQL(p, src, "g.grp", seriesGroupedList)
-	sql := fmt.Sprintf(combinedBuckets, buckets, combineExpr(p.aggregate))
+	sql := fmt.Sprintf(combinedBuckets, rawBucketSQL(p.fn, "g.grp", seriesGroupedList), combineExpr(p.aggregate))
 	size := s.shareSize(len(series))
 	shares := make([][]combinedRow, (len(series)+size-1)/size)
 	g, gctx := errgroup.WithContext(ctx)
 	for k := range shares {
 		lo, hi := k*size, min((k+1)*size, len(series))
 		g.Go(func() error {
-			rows, err := s.readCombinedShare(gctx, p, sql, jit, series[lo:hi], grp[lo:hi])
+			rows, err := s.readCombinedShare(gctx, p, sql, series[lo:hi], grp[lo:hi])
 			shares[k] = rows
 			return err
 		})
@@ -615,7 +572,7 @@ type combinedRow struct {
 	v, n float64
 }
 
-func (s *Store) readCombinedShare(ctx context.Context, p queryPlan, sql string, jit bool, series []selectedSeries, grp []int32) ([]combinedRow, error) {
+func (s *Store) readCombinedShare(ctx context.Context, p queryPlan, sql string, series []selectedSeries, grp []int32) ([]combinedRow, error) {
 	ids := make([]int64, len(series))
 	for i, ss := range series {
 		ids[i] = ss.id
@@ -626,7 +583,7 @@ func (s *Store) readCombinedShare(ctx context.Context, p queryPlan, sql string, 
 		r      combinedRow
 		bucket time.Time
 	)
-	err := s.readRows(ctx, sql, jit, []any{ids, p.from, p.end, p.step, grp}, []any{&r.grp, &bucket, &r.v, &r.n}, func() {
+	err := s.readRows(ctx, sql, []any{ids, p.from, p.end, p.step, grp}, []any{&r.grp, &bucket, &r.v, &r.n}, func() {
 		r.idx = (bucket.UnixMicro() - fromUS) / stepUS
 		out = append(out, r)
 	})
@@ -636,22 +593,14 @@ func (s *Store) readCombinedShare(ctx context.Context, p queryPlan, sql string, 
 	return out, nil
 }
 
-const noJIT = `SET LOCAL jit = off`
-
-// readRows runs a bucket-reading statement (without JIT unless jit, see
-// bucketSQL) in a read-only transaction of its own, scanning each row into
-// dest and calling row after each. The statement is planned for its actual
-// arguments every time rather than prepared: the generic plan of a prepared
-// statement cannot see how many series and buckets it reads, guesses far too
-// many groups, and sorts them instead of hashing (a third slower, measured on
-// 1,000 series × 1 day).
-func (s *Store) readRows(ctx context.Context, sql string, jit bool, args, dest []any, row func()) error {
+// readRows runs a statement reading raw buckets in a read-only transaction of
+// its own, scanning each row into dest and calling row after each. The
+// statement is planned for its actual arguments every time rather than
+// prepared: the generic plan of a prepared statement cannot see how many series
+// and buckets it reads, guesses far too many groups, and sorts them instead of
+// hashing (a third slower, measured on 1,000 series × 1 day).
+func (s *Store) readRows(ctx context.Context, sql string, args, dest []any, row func()) error {
 	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		if !jit {
-			if _, err := tx.Exec(ctx, noJIT); err != nil {
-				return err
-			}
-		}
 		return queryEach(ctx, tx, sql, append([]any{pgx.QueryExecModeExec}, args...), dest, row)
 	})
 }
@@ -717,8 +666,7 @@ func (s *Store) readShare(ctx context.Context, p queryPlan, series []selectedSer
 		bucket time.Time
 		v      float64
 	)
-	sql, jit := s.bucketSQL(p, src, "g.id", seriesList)
-	err := s.readRows(ctx, sql, jit, []any{ids, p.from, p.end, p.step}, []any{&id, &bucket, &v}, func() {
+	err := s.readRows(ctx, rawBucketSQL(p.fn, "g.id", seriesList), []any{ids, p.from, p.end, p.step}, []any{&id, &bucket, &v}, func() {
 		i := pos[id]
 		series[i].points = append(series[i].points, bucketValue{idx: (bucket.UnixMicro() - fromUS) / stepUS, v: v})
 	})

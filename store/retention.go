@@ -51,17 +51,18 @@ WHERE (series_id, bucket) IN (SELECT series_id, bucket FROM %[1]s WHERE bucket <
 // drops the daily raw partitions that end at or before now - raw (so never the
 // partition of now's day, which ends after now), deletes the samples_1m and
 // samples_1h rows whose bucket starts before now - r1m and now - r1h, and the
-// packed rows of spans that end by then. On TimescaleDB it does nothing: the
-// retention policies, set by SetRetentionPolicies, do this in the background.
+// packed rows of spans that end by then. On TimescaleDB it deletes only the
+// packed rows: the retention policies, set by SetRetentionPolicies, drop the rest
+// in the background.
 func (s *Store) ApplyRetention(ctx context.Context, now time.Time, raw, r1m, r1h time.Duration) (RetentionResult, error) {
 	var res RetentionResult
-	if s.timescale {
-		return res, nil
-	}
 	for name, d := range map[string]time.Duration{"raw": raw, "1m": r1m, "1h": r1h} {
 		if d <= 0 {
 			return res, fmt.Errorf("apply retention: %s retention must be positive, got %s", name, d)
 		}
+	}
+	if s.timescale {
+		return res, s.deletePackedBefore(ctx, now, r1m, r1h, &res)
 	}
 	dropped, err := s.dropPartitionsBefore(ctx, now.Add(-raw))
 	res.DroppedPartitions = dropped
@@ -74,16 +75,24 @@ func (s *Store) ApplyRetention(ctx context.Context, now time.Time, raw, r1m, r1h
 	if res.Deleted1h, err = s.deleteRollupsBefore(ctx, "samples_1h", now.Add(-r1h)); err != nil {
 		return res, err
 	}
-	// A packed row goes once its whole span is past the cutoff: the rows of one
-	// span are kept up to a span (an hour, a day) longer than the narrow ones.
-	for t, d := range map[packedTier]time.Duration{packed1m: r1m, packed1h: r1h} {
-		n, err := s.deleteRollupsBefore(ctx, t.table, floorTime(now.Add(-d), t.span))
+	return res, s.deletePackedBefore(ctx, now, r1m, r1h, &res)
+}
+
+// deletePackedBefore deletes a packed row once its whole span is past the
+// cutoff: the rows of one span are kept up to a span (an hour, a day) longer
+// than the narrow ones.
+func (s *Store) deletePackedBefore(ctx context.Context, now time.Time, r1m, r1h time.Duration, res *RetentionResult) error {
+	for _, tier := range []struct {
+		t packedTier
+		d time.Duration
+	}{{packed1m, r1m}, {packed1h, r1h}} {
+		n, err := s.deleteRollupsBefore(ctx, tier.t.table, floorTime(now.Add(-tier.d), tier.t.span))
 		res.DeletedPacked += n
 		if err != nil {
-			return res, err
+			return err
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // dropPartitionsBefore drops the daily partitions that end at or before cutoff;

@@ -130,3 +130,40 @@ func TestRollupPendingConcurrentWrites(t *testing.T) {
 		{Metric: "busy", From: queryT0, To: queryT0.Add(2 * time.Hour), Step: time.Hour},
 	})
 }
+
+// TestPackRollupsPacksSettledSpans: spans are packed once ended and rolled up on
+// plain PostgreSQL, once past the continuous aggregate's refresh window (3 hours
+// for minutes) on TimescaleDB.
+func TestPackRollupsPacksSettledSpans(t *testing.T) {
+	s, _ := storetest.Migrated(t)
+	ctx := context.Background()
+	seedCPU(t, s) // 3 series, minutes 0-4 of queryT0's hour
+	if _, err := s.RollupPending(ctx, 100); err != nil {
+		t.Fatal(err)
+	}
+	through := func() time.Time {
+		var at time.Time
+		if err := s.Pool().QueryRow(ctx, `SELECT through FROM rollup_packed WHERE tier = '1m'`).Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	now := queryT0.Add(2*time.Hour + 30*time.Minute)
+	wantThrough, wantRows := now.Truncate(time.Hour), int64(3)
+	if s.Timescale() {
+		if _, err := s.Pool().Exec(ctx, `CALL refresh_continuous_aggregate('samples_1m', NULL, NULL)`); err != nil {
+			t.Fatal(err)
+		}
+		wantThrough, wantRows = now.Add(-3*time.Hour).Truncate(time.Hour), 0 // queryT0's hour is still refreshed
+	}
+	if n, err := s.PackRollups(ctx, now); err != nil || n != wantRows || !through().Equal(wantThrough) {
+		t.Fatalf("PackRollups at %v wrote %d rows (%v), through %v; want %d through %v", now, n, err, through(), wantRows, wantThrough)
+	}
+	if !s.Timescale() {
+		return
+	}
+	later := queryT0.Add(4 * time.Hour)
+	if n, err := s.PackRollups(ctx, later); err != nil || n != 3 || !through().Equal(queryT0.Add(time.Hour)) {
+		t.Fatalf("PackRollups at %v wrote %d rows (%v), through %v; want 3 through %v", later, n, err, through(), queryT0.Add(time.Hour))
+	}
+}

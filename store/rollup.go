@@ -174,11 +174,6 @@ func (s *Store) RollupWatermark(ctx context.Context) (watermark time.Time, ok bo
 
 // floorTime rounds t down to a multiple of d since the Unix epoch (also before it).
 func floorTime(t time.Time, d time.Duration) time.Time {
-	us := t.UnixMicro()
 	du := d.Microseconds()
-	q := us / du
-	if us%du < 0 {
-		q--
-	}
-	return time.UnixMicro(q * du).UTC()
+	return time.UnixMicro(floorDiv(t.UnixMicro(), du) * du).UTC()
 }

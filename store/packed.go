@@ -212,23 +212,12 @@ const (
 // series[i].points, sorted by time, from three sources cut at two instants, all in
 // one snapshot: packed rows before the tier's through, narrow rollup rows from
 // there to the split (the first step bucket not complete in the rollups: the
-// one holding the oldest minute pending roll-up), raw samples from the split on. The rollup values are folded
-// into buckets here, so the packed and narrow parts may share a bucket.
+// one holding the oldest minute pending roll-up), raw samples from the split on.
+// The rollup values are folded into buckets here, so the packed and narrow
+// parts may share a bucket.
 func (s *Store) readPackedShare(ctx context.Context, p queryPlan, t packedTier, series []selectedSeries) error {
-	ids := make([]int64, len(series))
-	pos := make(map[int64]int, len(series))
-	for i, ss := range series {
-		ids[i] = ss.id
-		pos[ss.id] = i
-	}
+	ids, pos := seriesIDs(series)
 	acc := newBucketAcc(p, len(series))
-	// The raw buckets after the split, by series position: the rollup buckets
-	// are in the accumulator until every part is read.
-	type rawBucket struct {
-		i  int
-		bv bucketValue
-	}
-	var tail []rawBucket
 	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 	err := pgx.BeginTxFunc(ctx, s.pool, opts, func(tx pgx.Tx) error {
 		var (
@@ -251,6 +240,9 @@ func (s *Store) readPackedShare(ctx context.Context, p queryPlan, t packedTier, 
 				return err
 			}
 		}
+		for i := range series {
+			series[i].points = acc.points(i)
+		}
 		if !split.Before(p.end) {
 			return nil
 		}
@@ -259,24 +251,10 @@ func (s *Store) readPackedShare(ctx context.Context, p queryPlan, t packedTier, 
 		if _, err := tx.Exec(ctx, `SET LOCAL jit = off`); err != nil {
 			return err
 		}
-		var (
-			id     int64
-			bucket time.Time
-			v      float64
-		)
-		args := []any{pgx.QueryExecModeExec, ids, split, p.end, p.step} // planned for its range, as readRows says
-		return queryEach(ctx, tx, rawBucketSQL(p.fn, "g.id", seriesList), args, []any{&id, &bucket, &v}, func() {
-			tail = append(tail, rawBucket{pos[id], bucketValue{idx: acc.index(bucket.UnixMicro()), v: v}})
-		})
+		return queryRawBuckets(ctx, tx, p, series, ids, pos, split)
 	})
 	if err != nil {
 		return fmt.Errorf("read buckets: %w", err)
-	}
-	for i := range series {
-		series[i].points = acc.points(i)
-	}
-	for _, r := range tail {
-		series[r.i].points = append(series[r.i].points, r.bv)
 	}
 	for i := range series {
 		sortBuckets(series[i].points)
@@ -304,12 +282,10 @@ func newBucketAcc(p queryPlan, series int) *bucketAcc {
 	return a
 }
 
-func (a *bucketAcc) index(us int64) int64 { return (us - a.fromUS) / a.stepUS }
-
 // add folds the rollup bucket of series i that starts at us, with value v and
 // count n (the number of samples; 1 where the function needs no count).
 func (a *bucketAcc) add(i int, us int64, v, n float64) {
-	c := int64(i)*a.buckets + a.index(us)
+	c := int64(i)*a.buckets + (us-a.fromUS)/a.stepUS
 	first := a.n[c] == 0
 	a.n[c] += n
 	switch a.fn {

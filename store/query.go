@@ -654,21 +654,9 @@ func (s *Store) readShare(ctx context.Context, p queryPlan, series []selectedSer
 	if t, ok := s.packedTierFor(p, src); ok {
 		return s.readPackedShare(ctx, p, t, series)
 	}
-	ids := make([]int64, len(series))
-	pos := make(map[int64]int, len(series))
-	for i, ss := range series {
-		ids[i] = ss.id
-		pos[ss.id] = i
-	}
-	fromUS, stepUS := p.from.UnixMicro(), p.step.Microseconds()
-	var (
-		id     int64
-		bucket time.Time
-		v      float64
-	)
-	err := s.readRows(ctx, rawBucketSQL(p.fn, "g.id", seriesList), []any{ids, p.from, p.end, p.step}, []any{&id, &bucket, &v}, func() {
-		i := pos[id]
-		series[i].points = append(series[i].points, bucketValue{idx: (bucket.UnixMicro() - fromUS) / stepUS, v: v})
+	ids, pos := seriesIDs(series)
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		return queryRawBuckets(ctx, tx, p, series, ids, pos, p.from)
 	})
 	if err != nil {
 		return fmt.Errorf("read buckets: %w", err)
@@ -677,6 +665,34 @@ func (s *Store) readShare(ctx context.Context, p queryPlan, series []selectedSer
 		sortBuckets(series[i].points)
 	}
 	return nil
+}
+
+// seriesIDs returns the ids of series, in order, and each id's position.
+func seriesIDs(series []selectedSeries) ([]int64, map[int64]int) {
+	ids := make([]int64, len(series))
+	pos := make(map[int64]int, len(series))
+	for i, ss := range series {
+		ids[i] = ss.id
+		pos[ss.id] = i
+	}
+	return ids, pos
+}
+
+// queryRawBuckets appends to each series' points its buckets from the raw
+// samples in [from, p.end), read in tx; ids and pos are seriesIDs(series). The
+// statement is planned for its arguments, as readRows says.
+func queryRawBuckets(ctx context.Context, tx pgx.Tx, p queryPlan, series []selectedSeries, ids []int64, pos map[int64]int, from time.Time) error {
+	fromUS, stepUS := p.from.UnixMicro(), p.step.Microseconds()
+	var (
+		id     int64
+		bucket time.Time
+		v      float64
+	)
+	args := []any{pgx.QueryExecModeExec, ids, from, p.end, p.step}
+	return queryEach(ctx, tx, rawBucketSQL(p.fn, "g.id", seriesList), args, []any{&id, &bucket, &v}, func() {
+		i := pos[id]
+		series[i].points = append(series[i].points, bucketValue{idx: (bucket.UnixMicro() - fromUS) / stepUS, v: v})
+	})
 }
 
 func sortBuckets(pts []bucketValue) {

@@ -122,14 +122,19 @@ func (s *Store) DeleteAlertRule(ctx context.Context, id int64, now time.Time) er
 		if err != nil {
 			return fmt.Errorf("delete alert rule %d: %w", id, err)
 		}
-		if err := resolveOpenAlerts(ctx, tx, id, now); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, deleteRule, id); err != nil {
-			return fmt.Errorf("delete alert rule %d: %w", id, err)
-		}
-		return nil
+		return deleteRuleTx(ctx, tx, id, now)
 	})
+}
+
+// deleteRuleTx deletes rule id, locked by the caller, resolving its open alerts.
+func deleteRuleTx(ctx context.Context, tx pgx.Tx, id int64, now time.Time) error {
+	if err := resolveOpenAlerts(ctx, tx, id, now); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, deleteRule, id); err != nil {
+		return fmt.Errorf("delete alert rule %d: %w", id, err)
+	}
+	return nil
 }
 
 // resolveOpen closes a rule's open instances: firing and nodata ones resolve,
@@ -264,11 +269,8 @@ func pruneRules(ctx context.Context, tx pgx.Tx, keep []string, now time.Time) (i
 		return 0, fmt.Errorf("prune alert rules: %w", err)
 	}
 	for _, id := range ids {
-		if err := resolveOpenAlerts(ctx, tx, id, now); err != nil {
+		if err := deleteRuleTx(ctx, tx, id, now); err != nil {
 			return 0, err
-		}
-		if _, err := tx.Exec(ctx, deleteRule, id); err != nil {
-			return 0, fmt.Errorf("delete alert rule %d: %w", id, err)
 		}
 	}
 	return len(ids), nil

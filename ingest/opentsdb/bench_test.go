@@ -56,7 +56,7 @@ func BenchmarkDecodeJSON(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		pts, errs, err := DecodeJSON(bytes.NewReader(body), ingest.DefaultLimits)
+		pts, errs, err := decodeJSONBody(body, ingest.DefaultLimits, nil)
 		if err != nil || len(errs) > 0 || len(pts) != 1000 {
 			b.Fatal(err, errs)
 		}

@@ -122,18 +122,18 @@ func (h *putHandler) body(w http.ResponseWriter, r *http.Request) (io.ReadCloser
 // decode reads and decodes the body. A plain body is read into a buffer of its
 // declared length at once, rather than one grown and copied as it comes.
 func (h *putHandler) decode(body io.Reader, r *http.Request) ([]ingest.Point, []PointError, error) {
-	size := r.ContentLength
-	if size <= 0 || size > h.maxBody || r.Header.Get("Content-Encoding") != "" {
-		b, err := io.ReadAll(body)
-		if err != nil {
+	var buf []byte
+	if size := r.ContentLength; size > 0 && size <= h.maxBody && r.Header.Get("Content-Encoding") == "" {
+		// net/http ends the body at its Content-Length.
+		buf = make([]byte, size)
+		if _, err := io.ReadFull(body, buf); err != nil {
+			return nil, nil, fmt.Errorf("read the request body: %w", err)
+		}
+	} else {
+		var err error
+		if buf, err = io.ReadAll(body); err != nil {
 			return nil, nil, err
 		}
-		return decodeJSONBody(b, h.limits, h.tags)
-	}
-	// net/http ends the body at its Content-Length.
-	buf := make([]byte, size)
-	if _, err := io.ReadFull(body, buf); err != nil {
-		return nil, nil, fmt.Errorf("read the request body: %w", err)
 	}
 	return decodeJSONBody(buf, h.limits, h.tags)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	json "github.com/goccy/go-json"
@@ -63,19 +62,10 @@ type PointError struct {
 	reason    string
 }
 
-// DecodeJSON reads an /api/put body: one data point object or an array of them.
-// Valid points are returned in order; each invalid one becomes a PointError and
-// does not stop the others. err is set only when the body is not JSON of that
-// shape, and then nothing is returned.
-func DecodeJSON(r io.Reader, limits ingest.Limits) (pts []ingest.Point, errs []PointError, err error) {
-	body, err := io.ReadAll(r)
-	if err != nil {
-		return nil, nil, err
-	}
-	return decodeJSONBody(body, limits, nil)
-}
-
-// decodeJSONBody is DecodeJSON of a body already read; tags found in cache
+// decodeJSONBody decodes an /api/put body: one data point object or an array of
+// them. Valid points are returned in order; each invalid one becomes a
+// PointError and does not stop the others. err is set only when the body is not
+// JSON of that shape, and then nothing is returned. Tag sets found in cache
 // (nil: none) share its maps.
 func decodeJSONBody(body []byte, limits ingest.Limits, cache *tagCache) (pts []ingest.Point, errs []PointError, err error) {
 	body = bytes.TrimSpace(body)

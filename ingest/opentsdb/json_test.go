@@ -75,7 +75,7 @@ func TestDecodeJSON(t *testing.T) {
 		{name: "a number", body: `42`, err: `want an object or an array, found '4'`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pts, errs, err := DecodeJSON(strings.NewReader(tc.body), limits)
+			pts, errs, err := decodeJSONBody([]byte(tc.body), limits, nil)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("error %v, want one containing %q", err, tc.err)
@@ -141,7 +141,7 @@ func FuzzDecodeJSON(f *testing.F) {
 				t.Fatalf("pass %d: scanPuts read %+v, the general decoder %+v", pass, fast, general)
 			}
 		}
-		pts, errs, err := DecodeJSON(strings.NewReader(body), limits)
+		pts, errs, err := decodeJSONBody([]byte(body), limits, nil)
 		if err != nil {
 			if len(pts) > 0 || len(errs) > 0 {
 				t.Fatalf("failed body also returned %d points and %d refusals", len(pts), len(errs))

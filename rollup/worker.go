@@ -1,8 +1,8 @@
 // Package rollup is the rollup role: on plain PostgreSQL it keeps samples_1m and
 // samples_1h current, packs them for reading (store.PackRollups), creates the
-// daily samples partitions ahead of time and applies retention; on TimescaleDB it
-// hands retention to the database's policies, whose continuous aggregates already
-// keep the rollups current.
+// daily samples partitions ahead of time and applies retention; on TimescaleDB,
+// whose continuous aggregates keep the rollups current, it hands retention to
+// the database's policies and packs the aggregates.
 package rollup
 
 import (

@@ -28,14 +28,16 @@ func TestHeartbeatReportsTheAgent(t *testing.T) {
 	runAgent(t, cfg, Deps{Factory: factory, Version: "1.2.3", Log: testLog(t)})
 
 	var hb map[string]any
-	eventually(t, "a heartbeat shows the broken collector's error", func() bool {
+	// The first heartbeat goes out at start, maybe before seq's first run: wait
+	// for one sent after both collectors have run.
+	eventually(t, "a heartbeat shows seq up and the broken collector's error", func() bool {
 		hb = srv.lastHeartbeat()
+		var seqUp, brokenErr bool
 		for _, c := range collectorsOf(hb) {
-			if c["name"] == "broken" && c["lastError"] == "connection refused" {
-				return true
-			}
+			seqUp = seqUp || c["name"] == "seq" && c["up"] == true
+			brokenErr = brokenErr || c["name"] == "broken" && c["lastError"] == "connection refused"
 		}
-		return false
+		return seqUp && brokenErr
 	})
 	for key, want := range map[string]any{
 		"host": "h1", "ip": "127.0.0.1", "version": "1.2.3", "os": runtime.GOOS + "/" + runtime.GOARCH,

@@ -63,13 +63,15 @@ func leader(t *testing.T, st *store.Store) string {
 }
 
 // killLockSession terminates the database session holding the dispatcher lock,
-// as when its replica's machine dies: the lock is gone at once.
+// as when its replica's machine dies: the lock is gone at once. Only in the
+// test's database: other packages' servers hold the same lock in theirs.
 func killLockSession(t *testing.T, st *store.Store) {
 	t.Helper()
 	var n int
 	err := st.Pool().QueryRow(context.Background(), `
 SELECT count(pg_terminate_backend(pid)) FROM pg_locks
-WHERE locktype = 'advisory' AND granted AND classid::bigint = $1 AND objid::bigint = $2`, 0x616d6173, 0x6e746679).Scan(&n)
+WHERE locktype = 'advisory' AND granted AND classid::bigint = $1 AND objid::bigint = $2
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, 0x616d6173, 0x6e746679).Scan(&n)
 	if err != nil || n != 1 {
 		t.Fatalf("terminate the lock session: %d sessions, %v", n, err)
 	}

@@ -42,10 +42,16 @@ type touchTracker struct {
 	mu       sync.Mutex
 	interval time.Duration
 	last     map[int64]time.Time // when each series was last refreshed (wall clock)
+	// sweepAt is the size of last at which entries older than interval, which
+	// say no more than an absent one, are swept out: series that stopped
+	// (replaced pods, renamed hosts) do not stay in memory for good.
+	sweepAt int
 }
 
+const minTouchSweep = 1 << 14
+
 func newTouchTracker(interval time.Duration) *touchTracker {
-	return &touchTracker{interval: interval, last: make(map[int64]time.Time)}
+	return &touchTracker{interval: interval, last: make(map[int64]time.Time), sweepAt: minTouchSweep}
 }
 
 // due returns the series of samples whose refresh is due, with each one's newest
@@ -68,6 +74,15 @@ func (t *touchTracker) due(samples []store.Sample, now time.Time) ([]int64, []ti
 		ids = append(ids, id)
 		times = append(times, ts)
 		t.last[id] = now
+	}
+	if len(t.last) >= t.sweepAt {
+		for id, at := range t.last {
+			if now.Sub(at) >= t.interval {
+				delete(t.last, id)
+			}
+		}
+		// Twice what is live, so that the sweeps cost O(1) a series.
+		t.sweepAt = max(minTouchSweep, 2*len(t.last))
 	}
 	return ids, times
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/amas-eye/amas/config"
 	"github.com/amas-eye/amas/ingest"
 	"github.com/amas-eye/amas/ingest/opentsdb"
+	"github.com/amas-eye/amas/internal/secretkey"
 	"github.com/amas-eye/amas/live"
 	"github.com/amas-eye/amas/resolvers"
 	"github.com/amas-eye/amas/rollup"
@@ -88,6 +89,9 @@ func (a *App) init(ctx context.Context) error {
 			a.log.Info("applied migrations", "count", n)
 		}
 	}
+	if err := a.initSecretKey(ctx); err != nil {
+		return err
+	}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.auth = auth.NewService(a.db.Store, auth.Options{SessionTTL: a.cfg.SessionTTL, CookieSecure: a.cfg.CookieSecure}, a.log)
 	created, user, password, token, err := a.auth.EnsureAdmin(ctx)
@@ -109,6 +113,34 @@ func (a *App) init(ctx context.Context) error {
 	}
 	a.initOTLP()
 	a.initAlerting()
+	return nil
+}
+
+// initSecretKey gives the store the key of --secret-key-file and seals the
+// channel secrets still stored plain; without a key it says how many are.
+func (a *App) initSecretKey(ctx context.Context) error {
+	if a.cfg.SecretKeyFile == "" {
+		n, err := a.db.Store.PlainSecretChannels(ctx)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			a.log.Warn("notification channel secrets are stored unsealed: set --secret-key-file to seal them", "channels", n)
+		}
+		return nil
+	}
+	key, err := secretkey.Load(a.cfg.SecretKeyFile)
+	if err != nil {
+		return fmt.Errorf("--secret-key-file: %w", err)
+	}
+	a.db.Store.UseSecretKey(key)
+	n, err := a.db.Store.SealPlainSecrets(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		a.log.Info("sealed the secrets of notification channels stored plain", "channels", n, "key", key.ID())
+	}
 	return nil
 }
 

@@ -42,10 +42,21 @@ func startServer(t *testing.T, extra ...string) *server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Drop(context.Background()) })
+	s := startReplica(t, db.URL, extra...)
+	if s.Bootstrap == nil || s.Bootstrap.IngestToken == "" {
+		t.Fatal("first start created no ingest token")
+	}
+	return s
+}
+
+// startReplica starts an Amas on the database at dbURL, which may have another.
+func startReplica(t *testing.T, dbURL string, extra ...string) *server {
+	t.Helper()
+	ctx := t.Context()
 	var cfg config.Server
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	cfg.Flags(fs)
-	args := append([]string{"--database-url", db.URL, "--http-addr", "127.0.0.1:0", "--put-addr", "127.0.0.1:0",
+	args := append([]string{"--database-url", dbURL, "--http-addr", "127.0.0.1:0", "--put-addr", "127.0.0.1:0",
 		"--otlp-grpc-addr", "", "--otlp-http-addr", "", "--roles", "api,ingest,rollup"}, extra...)
 	if err := config.Parse(fs, args, func(string) string { return "" }); err != nil {
 		t.Fatal(err)
@@ -58,15 +69,12 @@ func startServer(t *testing.T, extra ...string) *server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = a.Stop(context.Background()) })
-	if a.Bootstrap == nil || a.Bootstrap.IngestToken == "" {
-		t.Fatal("first start created no ingest token")
-	}
 	svc := auth.NewService(a.Store().Store, auth.Options{}, slog.New(slog.DiscardHandler))
-	viewer, err := svc.CreateToken(ctx, "test-viewer", auth.RoleViewer)
+	viewer, err := svc.CreateToken(ctx, "test-viewer-"+strings.ReplaceAll(a.HTTPAddr(), ":", "-"), auth.RoleViewer) // one per replica
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &server{App: a, url: "http://" + a.HTTPAddr(), viewerToken: viewer, dbURL: db.URL}
+	return &server{App: a, url: "http://" + a.HTTPAddr(), viewerToken: viewer, dbURL: dbURL}
 }
 
 // put posts body to /api/put with the ingest token and returns the status and body.

@@ -57,6 +57,8 @@ type Server struct {
 
 	// ExternalURL is this Amas's address as users reach it, in notifications.
 	ExternalURL string
+	// SecretKeyFile holds the key that seals notification channel secrets.
+	SecretKeyFile string
 
 	LogLevel  string
 	LogFormat string
@@ -117,6 +119,7 @@ func (c *Server) Flags(fs *flag.FlagSet) []Setting {
 	add("query-max-complexity", "5000", "GraphQL complexity limit per operation", (*intValue)(&c.MaxComplexity))
 	add("shutdown-grace", "30s", "how long SIGTERM waits for accepted points to be committed", (*durationValue)(&c.ShutdownGrace))
 
+	add("secret-key-file", "", "file holding the key (16+ characters, e.g. from openssl rand -base64 32) that seals notification channel secrets in the database; every replica needs the same one", (*stringValue)(&c.SecretKeyFile))
 	add("external-url", "", "address users reach this Amas at, linked from notifications (the webhook's externalURL)", (*stringValue)(&c.ExternalURL))
 
 	add("log-level", "info", "debug, info, warn or error", (*stringValue)(&c.LogLevel))

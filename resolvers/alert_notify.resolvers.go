@@ -52,9 +52,13 @@ func (r *mutationResolver) UpdateChannel(ctx context.Context, id string, input m
 		return nil, notFound(err, "channel", n)
 	}
 	ch := channelIn(current, input)
-	if ch.Type != current.Type {
+	switch {
+	case ch.Type != current.Type:
 		// Secrets of another type mean nothing to this one.
 		ch = channelIn(notifiers.Channel{ID: current.ID}, input)
+	case current.SecretsErr != nil:
+		// Saving would drop the secrets this server cannot read.
+		return nil, scalar.Inputf("channel %q: %v: update it on a server with the key that sealed them, or delete it and create it again", current.Name, current.SecretsErr)
 	}
 	if err := notifiers.Validate(ch); err != nil {
 		return nil, scalar.Inputf("%v", err)

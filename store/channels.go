@@ -1,28 +1,57 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/amas-eye/amas/alerting/notifiers"
+	"github.com/amas-eye/amas/internal/secretkey"
 )
 
-const channelColumns = `id, name, type, settings, secrets, template, send_resolved, created_at, updated_at`
+const channelColumns = `id, name, type, settings, secrets, secrets_sealed, template, send_resolved, created_at, updated_at`
 
-func scanChannel(row pgx.Row) (notifiers.Channel, error) {
+// UseSecretKey makes the store seal the channel secrets it writes with k and
+// open the sealed ones it reads. Call it before the store is used.
+func (s *Store) UseSecretKey(k *secretkey.Key) { s.secretKey = k }
+
+// scanChannel reads a channel row. Secrets that cannot be opened (sealed by a
+// server with another key, or read by one without a key) leave the channel
+// with no secrets and SecretsErr set: the other channels still work.
+func (s *Store) scanChannel(row pgx.Row) (notifiers.Channel, error) {
 	var ch notifiers.Channel
-	err := row.Scan(&ch.ID, &ch.Name, &ch.Type, &ch.Settings, &ch.Secrets, &ch.Template, &ch.SendResolved, &ch.CreatedAt, &ch.UpdatedAt)
+	var sealed []byte
+	err := row.Scan(&ch.ID, &ch.Name, &ch.Type, &ch.Settings, &ch.Secrets, &sealed, &ch.Template, &ch.SendResolved, &ch.CreatedAt, &ch.UpdatedAt)
 	if ch.Settings == nil {
 		ch.Settings = map[string]string{}
+	}
+	if err == nil && sealed != nil {
+		ch.Secrets, ch.SecretsErr = s.openSecrets(sealed)
 	}
 	if ch.Secrets == nil {
 		ch.Secrets = map[string]string{}
 	}
 	return ch, err
+}
+
+func (s *Store) openSecrets(sealed []byte) (map[string]string, error) {
+	if s.secretKey == nil {
+		return nil, fmt.Errorf("its secrets are sealed (key %s) and this server has no --secret-key-file", secretkey.Fingerprint(sealed))
+	}
+	plain, err := s.secretKey.Open(sealed)
+	if err != nil {
+		return nil, fmt.Errorf("its secrets cannot be read: %w", err)
+	}
+	var secrets map[string]string
+	if err := json.Unmarshal(plain, &secrets); err != nil {
+		return nil, fmt.Errorf("its secrets cannot be read: %w", err)
+	}
+	return secrets, nil
 }
 
 // Channels lists every notification channel, by name, secrets included (for the
@@ -35,7 +64,7 @@ func (s *Store) Channels(ctx context.Context) ([]notifiers.Channel, error) {
 	defer rows.Close()
 	var out []notifiers.Channel
 	for rows.Next() {
-		ch, err := scanChannel(rows)
+		ch, err := s.scanChannel(rows)
 		if err != nil {
 			return nil, fmt.Errorf("list channels: %w", err)
 		}
@@ -46,7 +75,7 @@ func (s *Store) Channels(ctx context.Context) ([]notifiers.Channel, error) {
 
 // Channel reads one channel; ErrNotFound when there is none with id.
 func (s *Store) Channel(ctx context.Context, id int64) (notifiers.Channel, error) {
-	ch, err := scanChannel(s.pool.QueryRow(ctx, `SELECT `+channelColumns+` FROM notify_channels WHERE id = $1`, id))
+	ch, err := s.scanChannel(s.pool.QueryRow(ctx, `SELECT `+channelColumns+` FROM notify_channels WHERE id = $1`, id))
 	if isNoRows(err) {
 		return notifiers.Channel{}, fmt.Errorf("channel %d: %w", id, ErrNotFound)
 	}
@@ -57,17 +86,17 @@ func (s *Store) Channel(ctx context.Context, id int64) (notifiers.Channel, error
 }
 
 const insertChannel = `
-INSERT INTO notify_channels (name, type, settings, secrets, template, send_resolved)
-VALUES ($1, $2, $3, $4, $5, $6) RETURNING ` + channelColumns
+INSERT INTO notify_channels (name, type, settings, secrets, secrets_sealed, template, send_resolved)
+VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ` + channelColumns
 
 // CreateChannel stores a new channel (checked by the caller with
 // notifiers.Validate); ErrConflict when the name is taken.
 func (s *Store) CreateChannel(ctx context.Context, ch notifiers.Channel) (notifiers.Channel, error) {
-	settings, secrets, err := channelJSON(ch)
+	settings, secrets, sealed, err := s.channelColumns(ch)
 	if err != nil {
 		return notifiers.Channel{}, err
 	}
-	out, err := scanChannel(s.pool.QueryRow(ctx, insertChannel, ch.Name, ch.Type, settings, secrets, ch.Template, ch.SendResolved))
+	out, err := s.scanChannel(s.pool.QueryRow(ctx, insertChannel, ch.Name, ch.Type, settings, secrets, sealed, ch.Template, ch.SendResolved))
 	if isUniqueViolation(err) {
 		return notifiers.Channel{}, fmt.Errorf("channel %q: %w", ch.Name, ErrConflict)
 	}
@@ -78,18 +107,18 @@ func (s *Store) CreateChannel(ctx context.Context, ch notifiers.Channel) (notifi
 }
 
 const updateChannel = `
-UPDATE notify_channels SET name = $2, type = $3, settings = $4, secrets = $5, template = $6, send_resolved = $7,
-    updated_at = clock_timestamp()
+UPDATE notify_channels SET name = $2, type = $3, settings = $4, secrets = $5, secrets_sealed = $6, template = $7,
+    send_resolved = $8, updated_at = clock_timestamp()
 WHERE id = $1 RETURNING ` + channelColumns
 
 // UpdateChannel replaces a channel's fields, secrets included: the caller
 // merges the secrets it was given into the stored ones.
 func (s *Store) UpdateChannel(ctx context.Context, ch notifiers.Channel) (notifiers.Channel, error) {
-	settings, secrets, err := channelJSON(ch)
+	settings, secrets, sealed, err := s.channelColumns(ch)
 	if err != nil {
 		return notifiers.Channel{}, err
 	}
-	out, err := scanChannel(s.pool.QueryRow(ctx, updateChannel, ch.ID, ch.Name, ch.Type, settings, secrets, ch.Template, ch.SendResolved))
+	out, err := s.scanChannel(s.pool.QueryRow(ctx, updateChannel, ch.ID, ch.Name, ch.Type, settings, secrets, sealed, ch.Template, ch.SendResolved))
 	switch {
 	case isNoRows(err):
 		return notifiers.Channel{}, fmt.Errorf("channel %d: %w", ch.ID, ErrNotFound)
@@ -113,18 +142,77 @@ func (s *Store) DeleteChannel(ctx context.Context, id int64) error {
 	return nil
 }
 
-// channelJSON encodes the jsonb columns as text: a []byte parameter is sent as
-// bytea where pgx does not know the column's type (exec mode, as on PGlite).
-func channelJSON(ch notifiers.Channel) (string, string, error) {
-	settings, err := json.Marshal(orEmpty(ch.Settings))
+// channelColumns encodes the settings and secrets columns: the jsonb ones as
+// text (a []byte parameter is sent as bytea where pgx does not know the
+// column's type, as on PGlite), the secrets sealed when the store has a key.
+func (s *Store) channelColumns(ch notifiers.Channel) (settings, secrets string, sealed []byte, err error) {
+	settingsJSON, err := json.Marshal(orEmpty(ch.Settings))
 	if err != nil {
-		return "", "", fmt.Errorf("encode channel settings: %w", err)
+		return "", "", nil, fmt.Errorf("encode channel settings: %w", err)
 	}
-	secrets, err := json.Marshal(orEmpty(ch.Secrets))
+	secretsJSON, err := json.Marshal(orEmpty(ch.Secrets))
 	if err != nil {
-		return "", "", fmt.Errorf("encode channel secrets: %w", err)
+		return "", "", nil, fmt.Errorf("encode channel secrets: %w", err)
 	}
-	return string(settings), string(secrets), nil
+	if s.secretKey == nil {
+		return string(settingsJSON), string(secretsJSON), nil, nil
+	}
+	return string(settingsJSON), "{}", s.secretKey.Seal(secretsJSON), nil
+}
+
+const (
+	selectPlainSecrets = `SELECT id, secrets FROM notify_channels WHERE secrets_sealed IS NULL AND secrets <> '{}' FOR UPDATE`
+	sealSecrets        = `UPDATE notify_channels SET secrets = '{}', secrets_sealed = $2 WHERE id = $1`
+)
+
+// SealPlainSecrets seals, with the store's key, the channel secrets stored
+// plain (by a server without a key, or before migration 0008), and returns how
+// many channels it sealed. Replicas starting together seal each row once.
+func (s *Store) SealPlainSecrets(ctx context.Context) (int, error) {
+	if s.secretKey == nil {
+		return 0, errors.New("seal channel secrets: the store has no secret key")
+	}
+	n := 0
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		n = 0
+		rows, err := tx.Query(ctx, selectPlainSecrets)
+		if err != nil {
+			return err
+		}
+		type plain struct {
+			id      int64
+			secrets []byte
+		}
+		var todo []plain
+		var p plain
+		if _, err := pgx.ForEachRow(rows, []any{&p.id, &p.secrets}, func() error {
+			todo = append(todo, plain{p.id, bytes.Clone(p.secrets)})
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, p := range todo {
+			if _, err := tx.Exec(ctx, sealSecrets, p.id, s.secretKey.Seal(p.secrets)); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("seal channel secrets: %w", err)
+	}
+	return n, nil
+}
+
+// PlainSecretChannels counts the channels whose secrets are stored unsealed.
+func (s *Store) PlainSecretChannels(ctx context.Context) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM notify_channels WHERE secrets_sealed IS NULL AND secrets <> '{}'`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count plain channel secrets: %w", err)
+	}
+	return n, nil
 }
 
 func orEmpty(m map[string]string) map[string]string {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/amas-eye/amas/internal/secretkey"
 )
 
 // ErrNotFound is returned when a looked-up row does not exist.
@@ -28,6 +30,8 @@ type Store struct {
 	timescale  bool
 	noCopy     bool // PGlite: COPY FROM STDIN crashes its wire protocol
 	partitions partitionCache
+	// secretKey seals channel secrets; nil stores them plain (UseSecretKey).
+	secretKey *secretkey.Key
 }
 
 // Open connects to the database at url and detects whether the timescaledb extension

@@ -106,7 +106,8 @@ func (dl *deliverer) run(ctx context.Context, term int64, entry LogEntry, ch not
 	}
 	sender, err := dl.senders.get(ch)
 	if err != nil {
-		// The channel was valid when saved; it no longer builds (a hand edit).
+		// The channel was valid when saved; it no longer builds (a hand edit, or
+		// secrets sealed with a key this replica does not have).
 		return id, StatusFailed, dl.record(ctx, id, Attempt{N: 1, At: dl.now(), Error: err.Error()}, StatusFailed, ch)
 	}
 	for n := 1; ; n++ {

@@ -20,12 +20,15 @@ import (
 
 // Channel is one configured destination.
 type Channel struct {
-	ID           int64
-	Name         string
-	Type         string
-	Settings     map[string]string // not secret: shown through the API
-	Secrets      map[string]string // write-only through the API
-	Template     string            // empty: the type's default template
+	ID       int64
+	Name     string
+	Type     string
+	Settings map[string]string // not secret: shown through the API
+	Secrets  map[string]string // write-only through the API
+	// SecretsErr says why the stored secrets could not be read (sealed with
+	// another server's key); New refuses such a channel with it.
+	SecretsErr   error
+	Template     string // empty: the type's default template
 	SendResolved bool
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
@@ -131,6 +134,9 @@ func Validate(ch Channel) error {
 
 // New builds the sender of ch.
 func New(ch Channel, deps Deps) (Sender, error) {
+	if ch.SecretsErr != nil {
+		return nil, fmt.Errorf("channel %q: %w", ch.Name, ch.SecretsErr)
+	}
 	if err := Validate(ch); err != nil {
 		return nil, err
 	}

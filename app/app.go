@@ -116,8 +116,10 @@ func (a *App) init(ctx context.Context) error {
 	return nil
 }
 
-// initSecretKey gives the store the key of --secret-key-file and seals the
-// channel secrets still stored plain; without a key it says how many are.
+// initSecretKey gives the store the keys of --secret-key-file and
+// --previous-secret-key-files, and seals with the current key the channel
+// secrets stored plain or with a previous key; without a key it says how many
+// are plain.
 func (a *App) initSecretKey(ctx context.Context) error {
 	if a.cfg.SecretKeyFile == "" {
 		n, err := a.db.Store.PlainSecretChannels(ctx)
@@ -133,13 +135,24 @@ func (a *App) initSecretKey(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("--secret-key-file: %w", err)
 	}
-	a.db.Store.UseSecretKey(key)
-	n, err := a.db.Store.SealPlainSecrets(ctx)
+	previous := make([]*secretkey.Key, len(a.cfg.PreviousSecretKeyFiles))
+	for i, path := range a.cfg.PreviousSecretKeyFiles {
+		if previous[i], err = secretkey.Load(path); err != nil {
+			return fmt.Errorf("--previous-secret-key-files: %w", err)
+		}
+	}
+	a.db.Store.UseSecretKeys(key, previous...)
+	rep, err := a.db.Store.SealSecrets(ctx)
 	if err != nil {
 		return err
 	}
-	if n > 0 {
-		a.log.Info("sealed the secrets of notification channels stored plain", "channels", n, "key", key.ID())
+	if rep.Sealed+rep.Resealed > 0 {
+		a.log.Info("sealed notification channel secrets with the current key", "key", key.ID(),
+			"were_plain", rep.Sealed, "were_sealed_with_a_previous_key", rep.Resealed)
+	}
+	if len(rep.Unreadable) > 0 {
+		a.log.Warn("notification channels sealed with a key this server does not have: they cannot send",
+			"channels", rep.Unreadable, "key", key.ID())
 	}
 	return nil
 }

@@ -14,7 +14,8 @@ import (
 // TestChannelSecretsSealedAtRest: with --secret-key-file, a channel created
 // through GraphQL keeps its secrets sealed in the database and still sends; a
 // replica with another key refuses to send it or to save it over secrets it
-// cannot read, and says why.
+// cannot read, and says why; a replica given the old key as a previous one
+// seals it again with its own.
 func TestChannelSecretsSealedAtRest(t *testing.T) {
 	dir := t.TempDir()
 	keyFile := func(name, text string) string {
@@ -76,5 +77,14 @@ func TestChannelSecretsSealedAtRest(t *testing.T) {
 	mustData(t, s.graphql(t, editor, test, map[string]any{"id": id}), &tested)
 	if tested.TestChannel.Status != "SENT" || hook.count() != 2 {
 		t.Errorf("testChannel after the refused update = %+v, receiver got %d", tested, hook.count())
+	}
+
+	// Rotation: a replica whose key is b, with a as the previous key, seals the
+	// channel again with b at start; then b alone reads it.
+	startReplica(t, s.dbURL, "--roles", "api", "--secret-key-file", keyFile("b", "a key of another installation"),
+		"--previous-secret-key-files", keyFile("a", "the key of replica set A"))
+	mustData(t, other.graphql(t, otherEditor, `mutation($id: ID!) { testChannel(id: $id) { status error } }`, map[string]any{"id": id}), &failed)
+	if failed.TestChannel.Status != "SENT" || hook.count() != 3 {
+		t.Errorf("testChannel with key b after the rotation = %+v, receiver got %d", failed, hook.count())
 	}
 }

@@ -57,8 +57,10 @@ type Server struct {
 
 	// ExternalURL is this Amas's address as users reach it, in notifications.
 	ExternalURL string
-	// SecretKeyFile holds the key that seals notification channel secrets.
-	SecretKeyFile string
+	// SecretKeyFile holds the key that seals notification channel secrets;
+	// PreviousSecretKeyFiles the keys they may still be sealed with (rotation).
+	SecretKeyFile          string
+	PreviousSecretKeyFiles []string
 
 	LogLevel  string
 	LogFormat string
@@ -120,6 +122,7 @@ func (c *Server) Flags(fs *flag.FlagSet) []Setting {
 	add("shutdown-grace", "30s", "how long SIGTERM waits for accepted points to be committed", (*durationValue)(&c.ShutdownGrace))
 
 	add("secret-key-file", "", "file holding the key (16+ characters, e.g. from openssl rand -base64 32) that seals notification channel secrets in the database; every replica needs the same one", (*stringValue)(&c.SecretKeyFile))
+	add("previous-secret-key-files", "", "comma-separated files of former secret keys: what they sealed is read, and sealed again with --secret-key-file at start", (*listValue)(&c.PreviousSecretKeyFiles))
 	add("external-url", "", "address users reach this Amas at, linked from notifications (the webhook's externalURL)", (*stringValue)(&c.ExternalURL))
 
 	add("log-level", "info", "debug, info, warn or error", (*stringValue)(&c.LogLevel))
@@ -218,6 +221,9 @@ func (c *Server) Validate() error {
 	}
 	if len(c.Roles) == 0 {
 		errs = append(errs, errors.New("--roles: at least one role is needed"))
+	}
+	if len(c.PreviousSecretKeyFiles) > 0 && c.SecretKeyFile == "" {
+		errs = append(errs, errors.New("--previous-secret-key-files needs --secret-key-file: the key to seal their secrets with again"))
 	}
 	if c.ExternalURL != "" && !strings.HasPrefix(c.ExternalURL, "http://") && !strings.HasPrefix(c.ExternalURL, "https://") {
 		errs = append(errs, fmt.Errorf("--external-url %q: want an http:// or https:// address", c.ExternalURL))

@@ -101,6 +101,7 @@ func TestValidate(t *testing.T) {
 		{name: "batch above queue", args: []string{"--ingest-batch-size", "10", "--ingest-queue-size", "5"}, want: "--ingest-batch-size (10)"},
 		{name: "retention below a day", args: []string{"--retention-raw", "1h"}, want: "--retention-raw must be at least 24h"},
 		{name: "log level", args: []string{"--log-level", "loud"}, want: "--log-level"},
+		{name: "previous keys without a key", args: []string{"--previous-secret-key-files", "/etc/amas/old.key"}, want: "--previous-secret-key-files needs --secret-key-file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := parse(t, tc.args, nil, "")

@@ -16,9 +16,15 @@ import (
 
 const channelColumns = `id, name, type, settings, secrets, secrets_sealed, template, send_resolved, created_at, updated_at`
 
-// UseSecretKey makes the store seal the channel secrets it writes with k and
-// open the sealed ones it reads. Call it before the store is used.
-func (s *Store) UseSecretKey(k *secretkey.Key) { s.secretKey = k }
+// UseSecretKeys makes the store seal the channel secrets it writes with
+// current and open those sealed with it or with one of the previous keys; a nil
+// current stores them plain. Call it before the store is used.
+func (s *Store) UseSecretKeys(current *secretkey.Key, previous ...*secretkey.Key) {
+	s.secretKeys = nil
+	if current != nil {
+		s.secretKeys = &secretkey.Ring{Current: current, Previous: previous}
+	}
+}
 
 // scanChannel reads a channel row. Secrets that cannot be opened (sealed by a
 // server with another key, or read by one without a key) leave the channel
@@ -40,10 +46,10 @@ func (s *Store) scanChannel(row pgx.Row) (notifiers.Channel, error) {
 }
 
 func (s *Store) openSecrets(sealed []byte) (map[string]string, error) {
-	if s.secretKey == nil {
+	if s.secretKeys == nil {
 		return nil, fmt.Errorf("its secrets are sealed (key %s) and this server has no --secret-key-file", secretkey.Fingerprint(sealed))
 	}
-	plain, err := s.secretKey.Open(sealed)
+	plain, err := s.secretKeys.Open(sealed)
 	if err != nil {
 		return nil, fmt.Errorf("its secrets cannot be read: %w", err)
 	}
@@ -154,55 +160,78 @@ func (s *Store) channelColumns(ch notifiers.Channel) (settings, secrets string, 
 	if err != nil {
 		return "", "", nil, fmt.Errorf("encode channel secrets: %w", err)
 	}
-	if s.secretKey == nil {
+	if s.secretKeys == nil {
 		return string(settingsJSON), string(secretsJSON), nil, nil
 	}
-	return string(settingsJSON), "{}", s.secretKey.Seal(secretsJSON), nil
+	return string(settingsJSON), "{}", s.secretKeys.Current.Seal(secretsJSON), nil
 }
 
-const (
-	selectPlainSecrets = `SELECT id, secrets FROM notify_channels WHERE secrets_sealed IS NULL AND secrets <> '{}' FOR UPDATE`
-	sealSecrets        = `UPDATE notify_channels SET secrets = '{}', secrets_sealed = $2 WHERE id = $1`
-)
+// selectUnsealed is the channels whose secrets are plain or sealed with a key
+// other than $1 (its fingerprint): what SealSecrets has to do.
+const selectUnsealed = `
+SELECT id, name, secrets, secrets_sealed FROM notify_channels
+WHERE (secrets_sealed IS NULL AND secrets <> '{}')
+   OR (secrets_sealed IS NOT NULL AND encode(substring(secrets_sealed FROM 2 FOR 4), 'hex') <> $1)
+ORDER BY id FOR UPDATE`
 
-// SealPlainSecrets seals, with the store's key, the channel secrets stored
-// plain (by a server without a key, or before migration 0008), and returns how
-// many channels it sealed. Replicas starting together seal each row once.
-func (s *Store) SealPlainSecrets(ctx context.Context) (int, error) {
-	if s.secretKey == nil {
-		return 0, errors.New("seal channel secrets: the store has no secret key")
+// SealReport is what SealSecrets did.
+type SealReport struct {
+	Sealed     int      // plain secrets sealed
+	Resealed   int      // secrets sealed with a previous key, sealed again with the current one
+	Unreadable []string // channels sealed with a key the store does not have
+}
+
+// SealSecrets seals, with the store's current key, the channel secrets stored
+// plain (by a server without a key, or before migration 0008) and those sealed
+// with a previous key. Replicas starting together do each row once.
+func (s *Store) SealSecrets(ctx context.Context) (SealReport, error) {
+	if s.secretKeys == nil {
+		return SealReport{}, errors.New("seal channel secrets: the store has no secret key")
 	}
-	n := 0
+	var rep SealReport
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		n = 0
-		rows, err := tx.Query(ctx, selectPlainSecrets)
+		rep = SealReport{}
+		rows, err := tx.Query(ctx, selectUnsealed, s.secretKeys.Current.ID())
 		if err != nil {
 			return err
 		}
-		type plain struct {
-			id      int64
-			secrets []byte
+		type row struct {
+			id            int64
+			name          string
+			plain, sealed []byte
 		}
-		var todo []plain
-		var p plain
-		if _, err := pgx.ForEachRow(rows, []any{&p.id, &p.secrets}, func() error {
-			todo = append(todo, plain{p.id, bytes.Clone(p.secrets)})
+		var todo []row
+		var r row
+		if _, err := pgx.ForEachRow(rows, []any{&r.id, &r.name, &r.plain, &r.sealed}, func() error {
+			todo = append(todo, row{r.id, r.name, bytes.Clone(r.plain), bytes.Clone(r.sealed)})
 			return nil
 		}); err != nil {
 			return err
 		}
-		for _, p := range todo {
-			if _, err := tx.Exec(ctx, sealSecrets, p.id, s.secretKey.Seal(p.secrets)); err != nil {
+		for _, r := range todo {
+			plain := r.plain
+			if r.sealed != nil {
+				if plain, err = s.secretKeys.Open(r.sealed); err != nil {
+					rep.Unreadable = append(rep.Unreadable, r.name)
+					continue
+				}
+			}
+			if _, err := tx.Exec(ctx, `UPDATE notify_channels SET secrets = '{}', secrets_sealed = $2 WHERE id = $1`,
+				r.id, s.secretKeys.Current.Seal(plain)); err != nil {
 				return err
 			}
-			n++
+			if r.sealed != nil {
+				rep.Resealed++
+			} else {
+				rep.Sealed++
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("seal channel secrets: %w", err)
+		return SealReport{}, fmt.Errorf("seal channel secrets: %w", err)
 	}
-	return n, nil
+	return rep, nil
 }
 
 // PlainSecretChannels counts the channels whose secrets are stored unsealed.

@@ -29,15 +29,16 @@ func TestChannelSecretsSealed(t *testing.T) {
 		t.Fatalf("PlainSecretChannels = %d, %v; want 1", n, err)
 	}
 
-	if _, err := st.SealPlainSecrets(ctx); err == nil {
-		t.Error("SealPlainSecrets without a key succeeded")
+	if _, err := st.SealSecrets(ctx); err == nil {
+		t.Error("SealSecrets without a key succeeded")
 	}
-	st.UseSecretKey(mustKey(t, "the key of this installation"))
-	if n, err := st.SealPlainSecrets(ctx); err != nil || n != 1 {
-		t.Fatalf("SealPlainSecrets = %d, %v; want 1", n, err)
+	first := mustKey(t, "the key of this installation")
+	st.UseSecretKeys(first)
+	if rep, err := st.SealSecrets(ctx); err != nil || rep.Sealed != 1 || rep.Resealed != 0 || len(rep.Unreadable) != 0 {
+		t.Fatalf("SealSecrets = %+v, %v; want the plain channel sealed", rep, err)
 	}
-	if n, err := st.SealPlainSecrets(ctx); err != nil || n != 0 {
-		t.Fatalf("SealPlainSecrets again = %d, %v; want 0", n, err)
+	if rep, err := st.SealSecrets(ctx); err != nil || rep.Sealed+rep.Resealed != 0 {
+		t.Fatalf("SealSecrets again = %+v, %v; want nothing to do", rep, err)
 	}
 	created, err := st.CreateChannel(ctx, notifiers.Channel{Name: "new", Type: "webhook", Secrets: map[string]string{"url": hook}})
 	if err != nil {
@@ -73,7 +74,7 @@ func TestChannelSecretsSealed(t *testing.T) {
 		{"no key", nil, "this server has no --secret-key-file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st.UseSecretKey(tc.key)
+			st.UseSecretKeys(tc.key)
 			chans, err := st.Channels(ctx)
 			if err != nil || len(chans) != 2 {
 				t.Fatalf("Channels = %d channels, %v; want both listed", len(chans), err)
@@ -97,6 +98,32 @@ func TestChannelSecretsSealed(t *testing.T) {
 				t.Errorf("Channel(old) = %+v, %v", got, err)
 			}
 		})
+	}
+
+	// Rotation: a new key with the first as previous reads everything, and
+	// SealSecrets seals it all again with the new key; a server with a key
+	// that sealed none of it reports the channels it cannot read.
+	second := mustKey(t, "the key after rotation")
+	st.UseSecretKeys(mustKey(t, "an unrelated key text"))
+	if rep, err := st.SealSecrets(ctx); err != nil || rep.Sealed+rep.Resealed != 0 || len(rep.Unreadable) != 2 {
+		t.Errorf("SealSecrets with an unrelated key = %+v, %v; want both channels unreadable, none changed", rep, err)
+	}
+	st.UseSecretKeys(second, first)
+	if chans, err := st.Channels(ctx); err != nil || len(chans) != 2 || chans[0].SecretsErr != nil || chans[1].SecretsErr != nil {
+		t.Fatalf("Channels with the previous key in the ring = %+v, %v", chans, err)
+	}
+	if rep, err := st.SealSecrets(ctx); err != nil || rep.Resealed != 2 || rep.Sealed != 0 || len(rep.Unreadable) != 0 {
+		t.Fatalf("SealSecrets after rotation = %+v, %v; want both sealed again", rep, err)
+	}
+	st.UseSecretKeys(second)
+	chans, err := st.Channels(ctx)
+	if err != nil || len(chans) != 2 {
+		t.Fatalf("Channels = %v, %v", chans, err)
+	}
+	for _, ch := range chans {
+		if ch.SecretsErr != nil || ch.Secrets["url"] == "" {
+			t.Errorf("channel %s after rotation: %v, %v; want it read with the new key alone", ch.Name, ch.Secrets, ch.SecretsErr)
+		}
 	}
 }
 

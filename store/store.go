@@ -30,8 +30,8 @@ type Store struct {
 	timescale  bool
 	noCopy     bool // PGlite: COPY FROM STDIN crashes its wire protocol
 	partitions partitionCache
-	// secretKey seals channel secrets; nil stores them plain (UseSecretKey).
-	secretKey *secretkey.Key
+	// secretKeys seal channel secrets; nil stores them plain (UseSecretKeys).
+	secretKeys *secretkey.Ring
 }
 
 // Open connects to the database at url and detects whether the timescaledb extension

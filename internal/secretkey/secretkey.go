@@ -99,11 +99,29 @@ func (k *Key) Open(sealed []byte) ([]byte, error) {
 	return plain, nil
 }
 
-// Fingerprint is the fingerprint of the key that sealed a value, or "" when it
-// is not a sealed value, for messages to a server that has no key.
+// Fingerprint is the fingerprint (ID) of the key that sealed a value, or ""
+// when it is not a sealed value.
 func Fingerprint(sealed []byte) string {
 	if len(sealed) < 1+idLen || sealed[0] != version {
 		return ""
 	}
 	return hex.EncodeToString(sealed[1 : 1+idLen])
+}
+
+// Ring is the current key, which seals, and the previous ones, which still
+// open what they sealed until it is sealed again with the current one.
+type Ring struct {
+	Current  *Key
+	Previous []*Key
+}
+
+// Open opens a value sealed with any key of the ring.
+func (r Ring) Open(sealed []byte) ([]byte, error) {
+	id := Fingerprint(sealed)
+	for _, k := range r.Previous {
+		if k.ID() == id {
+			return k.Open(sealed)
+		}
+	}
+	return r.Current.Open(sealed)
 }

@@ -100,3 +100,20 @@ func TestLoad(t *testing.T) {
 		})
 	}
 }
+
+// TestRingOpensWithPreviousKeys: a ring opens what its current key or one of
+// its previous keys sealed, and names the fingerprint of any other.
+func TestRingOpensWithPreviousKeys(t *testing.T) {
+	old, cur := mustKey(t, "the key before rotation"), mustKey(t, "the key after rotation")
+	ring := Ring{Current: cur, Previous: []*Key{old}}
+	for _, k := range []*Key{old, cur} {
+		if got, err := ring.Open(k.Seal([]byte("v"))); err != nil || string(got) != "v" {
+			t.Errorf("ring.Open of a value sealed with %s = %q, %v", k.ID(), got, err)
+		}
+	}
+	other := mustKey(t, "a key of another installation")
+	_, err := ring.Open(other.Seal([]byte("v")))
+	if !errors.Is(err, ErrWrongKey) || !strings.Contains(err.Error(), other.ID()) {
+		t.Errorf("ring.Open of another key's value: %v, want ErrWrongKey naming %s", err, other.ID())
+	}
+}

@@ -60,7 +60,9 @@ func TestChannelSecretsSealedAtRest(t *testing.T) {
 
 	other := startReplica(t, s.dbURL, "--roles", "api", "--secret-key-file", keyFile("b", "a key of another installation"))
 	otherEditor := editorOf(other)
-	var failed struct{ TestChannel struct{ Status, Error string } }
+	var failed struct {
+		TestChannel struct{ Status, Error string }
+	}
 	mustData(t, other.graphql(t, otherEditor, `mutation($id: ID!) { testChannel(id: $id) { status error } }`, map[string]any{"id": id}), &failed)
 	if failed.TestChannel.Status != "FAILED" || !strings.Contains(failed.TestChannel.Error, "sealed with another secret key") {
 		t.Errorf("testChannel with another key = %+v, want a failure naming the key", failed)

@@ -205,6 +205,10 @@ func (a *App) Start(ctx context.Context) error {
 		}, a.log.With("component", "rollup"), a.reg)
 		a.goRun("rollup", func() error { return w.Run(ctx) })
 	}
+	if a.cfg.HasRole("ml") && len(a.cfg.Roles) == 1 {
+		// Say so rather than idle silently: the role is reserved in --roles.
+		a.log.Warn("the ml role has no worker in this version: this process does nothing; anomaly rules read amas.anomaly.score series written through ingest")
+	}
 	a.startAlerting(ctx)
 	if a.cfg.HasRole("alert") {
 		d := a.newDispatcher()

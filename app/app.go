@@ -122,12 +122,16 @@ func (a *App) init(ctx context.Context) error {
 // are plain.
 func (a *App) initSecretKey(ctx context.Context) error {
 	if a.cfg.SecretKeyFile == "" {
-		n, err := a.db.Store.PlainSecretChannels(ctx)
+		plain, sealedBy, err := a.db.Store.SecretsAtRest(ctx)
 		if err != nil {
 			return err
 		}
-		if n > 0 {
-			a.log.Warn("notification channel secrets are stored unsealed: set --secret-key-file to seal them", "channels", n)
+		if plain > 0 {
+			a.log.Warn("notification channel secrets are stored unsealed: set --secret-key-file to seal them", "channels", plain)
+		}
+		if len(sealedBy) > 0 {
+			a.log.Warn("notification channels are sealed and this server has no --secret-key-file: they cannot send",
+				"channels_by_key", sealedBy)
 		}
 		return nil
 	}
@@ -150,9 +154,9 @@ func (a *App) initSecretKey(ctx context.Context) error {
 		a.log.Info("sealed notification channel secrets with the current key", "key", key.ID(),
 			"were_plain", rep.Sealed, "were_sealed_with_a_previous_key", rep.Resealed)
 	}
-	if len(rep.Unreadable) > 0 {
-		a.log.Warn("notification channels sealed with a key this server does not have: they cannot send",
-			"channels", rep.Unreadable, "key", key.ID())
+	for _, u := range rep.Unreadable {
+		a.log.Warn("notification channel sealed with a key this server does not have: it cannot send",
+			"channel", u.Name, "sealed_with", u.Key, "key", key.ID())
 	}
 	return nil
 }

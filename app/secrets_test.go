@@ -71,9 +71,29 @@ func TestChannelSecretsSealedAtRest(t *testing.T) {
 		t.Errorf("the receiver got %d messages, want the first only", hook.count())
 	}
 	const update = `mutation($id: ID!, $in: ChannelInput!) { updateChannel(id: $id, input: $in) { name } }`
-	r := other.graphql(t, otherEditor, update, map[string]any{"id": id, "in": map[string]any{"name": "ops-team", "type": "webhook"}})
-	if len(r.Errors) == 0 || !strings.Contains(r.Errors[0].Message, "sealed with another secret key") {
-		t.Fatalf("updateChannel with another key: %+v, want it refused naming the key", r.Errors)
+	for _, in := range []map[string]any{
+		{"name": "ops-team", "type": "webhook"},
+		{"name": "ops-team", "type": "slack", "secrets": []map[string]any{{"key": "webhook_url", "value": "https://hooks.slack.com/x"}}},
+	} {
+		r := other.graphql(t, otherEditor, update, map[string]any{"id": id, "in": in})
+		if len(r.Errors) == 0 || !strings.Contains(r.Errors[0].Message, "sealed with another secret key") {
+			t.Fatalf("updateChannel to %v with another key: %+v, want it refused naming the key", in, r.Errors)
+		}
+	}
+	var listed struct {
+		Channel struct {
+			SecretsError *string
+			Secrets      []struct{ Set bool }
+		}
+	}
+	const read = `query($id: ID!) { channel(id: $id) { secretsError secrets { set } } }`
+	mustData(t, other.graphql(t, otherEditor, read, map[string]any{"id": id}), &listed)
+	if e := listed.Channel.SecretsError; e == nil || !strings.Contains(*e, "sealed with another secret key") {
+		t.Errorf("channel on the replica with another key has secretsError %v, want why", e)
+	}
+	mustData(t, s.graphql(t, editor, read, map[string]any{"id": id}), &listed)
+	if listed.Channel.SecretsError != nil || !listed.Channel.Secrets[0].Set {
+		t.Errorf("channel on the sealing server = %+v, want its secrets readable", listed.Channel)
 	}
 	// The first server still reads what it sealed.
 	mustData(t, s.graphql(t, editor, test, map[string]any{"id": id}), &tested)

@@ -1398,6 +1398,29 @@ func (ec *executionContext) fieldContext_NotifyChannel_secrets(_ context.Context
 	return fc, nil
 }
 
+func (ec *executionContext) _NotifyChannel_secretsError(ctx context.Context, field graphql.CollectedField, obj *model.NotifyChannel) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_NotifyChannel_secretsError(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SecretsError, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_NotifyChannel_secretsError(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("NotifyChannel", field, false, false, "String")
+}
+
 func (ec *executionContext) _NotifyChannel_template(ctx context.Context, field graphql.CollectedField, obj *model.NotifyChannel) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3413,6 +3436,11 @@ func (ec *executionContext) _NotifyChannel(ctx context.Context, sel ast.Selectio
 		case "secrets":
 			out.Values[i] = ec._NotifyChannel_secrets(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "secretsError":
+			out.Values[i] = ec._NotifyChannel_secretsError(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "template":

@@ -263,6 +263,7 @@ type ComplexityRoot struct {
 		ID           func(childComplexity int) int
 		Name         func(childComplexity int) int
 		Secrets      func(childComplexity int) int
+		SecretsError func(childComplexity int) int
 		SendResolved func(childComplexity int) int
 		Settings     func(childComplexity int) int
 		Template     func(childComplexity int) int
@@ -1650,6 +1651,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.NotifyChannel.Secrets(childComplexity), true
+	case "NotifyChannel.secretsError":
+		if e.ComplexityRoot.NotifyChannel.SecretsError == nil {
+			break
+		}
+
+		return e.ComplexityRoot.NotifyChannel.SecretsError(childComplexity), true
 	case "NotifyChannel.sendResolved":
 		if e.ComplexityRoot.NotifyChannel.SendResolved == nil {
 			break
@@ -3236,6 +3243,12 @@ type NotifyChannel {
   settings: [ChannelSetting!]!
   "Every secret setting of the type, with whether it is set; values are never returned."
   secrets: [ChannelSecret!]!
+  """
+  Why this server cannot read the channel's stored secrets (sealed with a key it
+  does not have, see --secret-key-file); null when it can. While set, secrets
+  read as not set, the channel cannot send and updateChannel refuses it.
+  """
+  secretsError: String
   "The channel's template (Go text/template); empty: the type's default."
   template: String!
   "Whether messages are sent when alerts resolve."
@@ -4727,6 +4740,8 @@ func (ec *executionContext) childFields_NotifyChannel(ctx context.Context, field
 		return ec.fieldContext_NotifyChannel_settings(ctx, field)
 	case "secrets":
 		return ec.fieldContext_NotifyChannel_secrets(ctx, field)
+	case "secretsError":
+		return ec.fieldContext_NotifyChannel_secretsError(ctx, field)
 	case "template":
 		return ec.fieldContext_NotifyChannel_template(ctx, field)
 	case "sendResolved":

@@ -2,6 +2,7 @@ package migrations_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -126,5 +127,42 @@ func TestConcurrentUpDoesNotRace(t *testing.T) {
 	}
 	if total != len(all) {
 		t.Fatalf("runners applied %v migrations in all, want %d once", applied, len(all))
+	}
+}
+
+// TestDownRefusesToDropSealedSecrets: going below 0008 would drop the sealed
+// channel secrets, so it is refused while any channel holds some.
+func TestDownRefusesToDropSealedSecrets(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t)
+	r, err := migrations.NewRunner(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := migrations.All()
+	below8 := 0 // steps down to below 0008
+	for _, m := range all {
+		if m.Version >= 8 {
+			below8++
+		}
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO notify_channels (name, type, secrets_sealed) VALUES ('ops', 'webhook', '\x01abcd')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Down(ctx, below8); err == nil || !strings.Contains(err.Error(), "1 notification channels hold sealed secrets") {
+		t.Fatalf("down below 0008 with a sealed channel: %v, want it refused", err)
+	}
+	var kept bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM notify_channels WHERE secrets_sealed IS NOT NULL)`).Scan(&kept); err != nil || !kept {
+		t.Fatalf("sealed secrets after the refused down: %v, %v", kept, err)
+	}
+	if _, err := pool.Exec(ctx, `DELETE FROM notify_channels`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := r.Down(ctx, below8); err != nil || n != below8 {
+		t.Fatalf("down below 0008 without sealed channels reverted %d: %v", n, err)
 	}
 }

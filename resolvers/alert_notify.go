@@ -147,6 +147,10 @@ func channelOut(ch notifiers.Channel) model.NotifyChannel {
 			out.Secrets = append(out.Secrets, model.ChannelSecret{Key: s.Key, Set: ch.Secrets[s.Key] != ""})
 		}
 	}
+	if ch.SecretsErr != nil {
+		msg := ch.SecretsErr.Error()
+		out.SecretsError = &msg
+	}
 	return out
 }
 

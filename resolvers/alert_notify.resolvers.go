@@ -51,14 +51,15 @@ func (r *mutationResolver) UpdateChannel(ctx context.Context, id string, input m
 	if err != nil {
 		return nil, notFound(err, "channel", n)
 	}
+	if current.SecretsErr != nil {
+		// Saving would replace secrets that the servers holding the right key
+		// can read with some only this one can.
+		return nil, scalar.Inputf("channel %q: %v: update it on a server with the key that sealed them, or delete it and create it again", current.Name, current.SecretsErr)
+	}
 	ch := channelIn(current, input)
-	switch {
-	case ch.Type != current.Type:
+	if ch.Type != current.Type {
 		// Secrets of another type mean nothing to this one.
 		ch = channelIn(notifiers.Channel{ID: current.ID}, input)
-	case current.SecretsErr != nil:
-		// Saving would drop the secrets this server cannot read.
-		return nil, scalar.Inputf("channel %q: %v: update it on a server with the key that sealed them, or delete it and create it again", current.Name, current.SecretsErr)
 	}
 	if err := notifiers.Validate(ch); err != nil {
 		return nil, scalar.Inputf("%v", err)

@@ -28,7 +28,9 @@ func (s *Store) UseSecretKeys(current *secretkey.Key, previous ...*secretkey.Key
 
 // scanChannel reads a channel row. Secrets that cannot be opened (sealed by a
 // server with another key, or read by one without a key) leave the channel
-// with no secrets and SecretsErr set: the other channels still work.
+// with no secrets and SecretsErr set: the other channels still work. A row
+// with both plain and sealed secrets was updated by a binary older than
+// migration 0008's (a rolling upgrade): its plain secrets are the newer.
 func (s *Store) scanChannel(row pgx.Row) (notifiers.Channel, error) {
 	var ch notifiers.Channel
 	var sealed []byte
@@ -36,7 +38,7 @@ func (s *Store) scanChannel(row pgx.Row) (notifiers.Channel, error) {
 	if ch.Settings == nil {
 		ch.Settings = map[string]string{}
 	}
-	if err == nil && sealed != nil {
+	if err == nil && sealed != nil && len(ch.Secrets) == 0 {
 		ch.Secrets, ch.SecretsErr = s.openSecrets(sealed)
 	}
 	if ch.Secrets == nil {
@@ -166,19 +168,28 @@ func (s *Store) channelColumns(ch notifiers.Channel) (settings, secrets string, 
 	return string(settingsJSON), "{}", s.secretKeys.Current.Seal(secretsJSON), nil
 }
 
+// sealedWith is the fingerprint of the key that sealed a row's secrets (see
+// internal/secretkey: a version byte, then four bytes of fingerprint).
+const sealedWith = `encode(substring(secrets_sealed FROM 2 FOR 4), 'hex')`
+
 // selectUnsealed is the channels whose secrets are plain or sealed with a key
 // other than $1 (its fingerprint): what SealSecrets has to do.
 const selectUnsealed = `
 SELECT id, name, secrets, secrets_sealed FROM notify_channels
-WHERE (secrets_sealed IS NULL AND secrets <> '{}')
-   OR (secrets_sealed IS NOT NULL AND encode(substring(secrets_sealed FROM 2 FOR 4), 'hex') <> $1)
+WHERE secrets <> '{}' OR (secrets_sealed IS NOT NULL AND ` + sealedWith + ` <> $1)
 ORDER BY id FOR UPDATE`
 
 // SealReport is what SealSecrets did.
 type SealReport struct {
-	Sealed     int      // plain secrets sealed
-	Resealed   int      // secrets sealed with a previous key, sealed again with the current one
-	Unreadable []string // channels sealed with a key the store does not have
+	Sealed     int // plain secrets sealed
+	Resealed   int // secrets sealed with a previous key, sealed again with the current one
+	Unreadable []UnreadableChannel
+}
+
+// UnreadableChannel is a channel sealed with a key the store does not have.
+type UnreadableChannel struct {
+	Name string
+	Key  string // the fingerprint of the key that sealed it
 }
 
 // SealSecrets seals, with the store's current key, the channel secrets stored
@@ -209,10 +220,11 @@ func (s *Store) SealSecrets(ctx context.Context) (SealReport, error) {
 			return err
 		}
 		for _, r := range todo {
-			plain := r.plain
-			if r.sealed != nil {
+			// Plain secrets beside sealed ones are the newer (see scanChannel).
+			plain, resealing := r.plain, string(r.plain) == "{}"
+			if resealing {
 				if plain, err = s.secretKeys.Open(r.sealed); err != nil {
-					rep.Unreadable = append(rep.Unreadable, r.name)
+					rep.Unreadable = append(rep.Unreadable, UnreadableChannel{r.name, secretkey.Fingerprint(r.sealed)})
 					continue
 				}
 			}
@@ -220,7 +232,7 @@ func (s *Store) SealSecrets(ctx context.Context) (SealReport, error) {
 				r.id, s.secretKeys.Current.Seal(plain)); err != nil {
 				return err
 			}
-			if r.sealed != nil {
+			if resealing {
 				rep.Resealed++
 			} else {
 				rep.Sealed++
@@ -234,14 +246,34 @@ func (s *Store) SealSecrets(ctx context.Context) (SealReport, error) {
 	return rep, nil
 }
 
-// PlainSecretChannels counts the channels whose secrets are stored unsealed.
-func (s *Store) PlainSecretChannels(ctx context.Context) (int, error) {
-	var n int
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM notify_channels WHERE secrets_sealed IS NULL AND secrets <> '{}'`).Scan(&n)
+// SecretsAtRest counts the channels whose secrets are stored plain, and the
+// channels sealed by each key (by fingerprint), for a server to say at start
+// what it cannot seal or read.
+func (s *Store) SecretsAtRest(ctx context.Context) (plain int, sealedBy map[string]int, err error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT coalesce(`+sealedWith+`, ''), count(*) FROM notify_channels
+WHERE secrets <> '{}' OR secrets_sealed IS NOT NULL
+GROUP BY 1`)
 	if err != nil {
-		return 0, fmt.Errorf("count plain channel secrets: %w", err)
+		return 0, nil, fmt.Errorf("count channel secrets: %w", err)
 	}
-	return n, nil
+	sealedBy = map[string]int{}
+	var (
+		key string
+		n   int
+	)
+	_, err = pgx.ForEachRow(rows, []any{&key, &n}, func() error {
+		if key == "" {
+			plain = n
+		} else {
+			sealedBy[key] = n
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("count channel secrets: %w", err)
+	}
+	return plain, sealedBy, nil
 }
 
 func orEmpty(m map[string]string) map[string]string {

@@ -337,6 +337,10 @@ type NotifyChannel struct {
 	Settings []ChannelSetting `json:"settings"`
 	// Every secret setting of the type, with whether it is set; values are never returned.
 	Secrets []ChannelSecret `json:"secrets"`
+	// Why this server cannot read the channel's stored secrets (sealed with a key it
+	// does not have, see --secret-key-file); null when it can. While set, secrets
+	// read as not set, the channel cannot send and updateChannel refuses it.
+	SecretsError *string `json:"secretsError,omitempty"`
 	// The channel's template (Go text/template); empty: the type's default.
 	Template string `json:"template"`
 	// Whether messages are sent when alerts resolve.

@@ -26,8 +26,8 @@ type otlpParts struct {
 
 	grpcLn  net.Listener
 	grpc    *grpc.Server
-	httpLn  net.Listener
-	http    *http.Server
+	http    httpListener // OTLP/HTTP, with Zipkin at /api/v2/spans
+	zipkin  httpListener // Zipkin's own port, when --zipkin-addr is set
 	redStop context.CancelFunc
 	redDone chan struct{}
 }
@@ -71,20 +71,56 @@ func (a *App) startOTLP(ctx context.Context) error {
 		a.otlp.grpc = otlp.NewGRPCServer(a.otlp.receiver, a.auth.CheckToken, int(a.cfg.MaxBodyBytes), a.log.With("component", "otlp-grpc"))
 		a.goRun("otlp-grpc", func() error { return a.otlp.grpc.Serve(a.otlp.grpcLn) })
 	}
-	if a.cfg.OTLPHTTPAddr != "" {
-		if a.otlp.httpLn, err = net.Listen("tcp", a.cfg.OTLPHTTPAddr); err != nil {
-			return fmt.Errorf("--otlp-http-addr: %w", err)
-		}
-		h := otlp.NewHTTPHandler(a.otlp.receiver, a.cfg.MaxBodyBytes, a.log.With("component", "otlp-http"))
-		a.otlp.http = &http.Server{Handler: a.auth.RequireWriteAnswering(h, otlp.WriteRefusal), ReadHeaderTimeout: 10 * time.Second}
-		a.goRun("otlp-http", func() error {
-			if err := a.otlp.http.Serve(a.otlp.httpLn); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		})
+	h := a.auth.RequireWriteAnswering(otlp.NewHTTPHandler(a.otlp.receiver, a.cfg.MaxBodyBytes, a.log.With("component", "otlp-http")), otlp.WriteRefusal)
+	if a.otlp.http, err = a.listenHTTP("otlp-http", a.cfg.OTLPHTTPAddr, h); err != nil {
+		return fmt.Errorf("--otlp-http-addr: %w", err)
+	}
+	zipkin := http.NewServeMux()
+	zipkin.Handle(otlp.ZipkinPath, h)
+	if a.otlp.zipkin, err = a.listenHTTP("zipkin", a.cfg.ZipkinAddr, zipkin); err != nil {
+		return fmt.Errorf("--zipkin-addr: %w", err)
 	}
 	return nil
+}
+
+// httpListener is an HTTP server of the trace side and its listener; the
+// zero value is a disabled one.
+type httpListener struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+// listenHTTP serves h on addr until Stop; an empty addr disables it.
+func (a *App) listenHTTP(role, addr string, h http.Handler) (httpListener, error) {
+	if addr == "" {
+		return httpListener{}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return httpListener{}, err
+	}
+	l := httpListener{ln: ln, srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}}
+	a.goRun(role, func() error {
+		if err := l.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	return l, nil
+}
+
+func (l httpListener) shutdown(ctx context.Context) error {
+	if l.srv == nil {
+		return nil
+	}
+	return l.srv.Shutdown(ctx)
+}
+
+func (l httpListener) addr() string {
+	if l.ln == nil {
+		return ""
+	}
+	return l.ln.Addr().String()
 }
 
 // stopOTLP stops taking spans, commits those accepted, and writes the RED
@@ -103,10 +139,11 @@ func (a *App) stopOTLP(ctx context.Context) []error {
 			a.otlp.grpc.Stop()
 		}
 	}
-	if a.otlp.http != nil {
-		if err := a.otlp.http.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("otlp http shutdown: %w", err))
-		}
+	if err := a.otlp.http.shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("otlp http shutdown: %w", err))
+	}
+	if err := a.otlp.zipkin.shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("zipkin shutdown: %w", err))
 	}
 	if a.otlp.spans == nil {
 		return errs
@@ -133,9 +170,7 @@ func (a *App) OTLPGRPCAddr() string {
 }
 
 // OTLPHTTPAddr is the address of the OTLP HTTP listener, empty when disabled.
-func (a *App) OTLPHTTPAddr() string {
-	if a.otlp.httpLn == nil {
-		return ""
-	}
-	return a.otlp.httpLn.Addr().String()
-}
+func (a *App) OTLPHTTPAddr() string { return a.otlp.http.addr() }
+
+// ZipkinAddr is the address of the Zipkin listener, empty when disabled.
+func (a *App) ZipkinAddr() string { return a.otlp.zipkin.addr() }

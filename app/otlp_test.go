@@ -462,7 +462,12 @@ func TestOTLPMetricsFromTheSDK(t *testing.T) {
 // post sends body to the OTLP HTTP listener and returns the reply.
 func (s *server) post(t *testing.T, path, contentType string, body []byte, header map[string]string) (*http.Response, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, "http://"+s.OTLPHTTPAddr()+path, bytes.NewReader(body))
+	return postTo(t, s.OTLPHTTPAddr(), path, contentType, body, header)
+}
+
+func postTo(t *testing.T, addr, path, contentType string, body []byte, header map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+path, bytes.NewReader(body))
 	req.Header.Set("Content-Type", contentType)
 	for k, v := range header {
 		req.Header.Set(k, v)
@@ -504,7 +509,7 @@ func testTraces(service string, withBad bool) (ptrace.Traces, string) {
 // TestOTLPHTTPProtocol covers the OTLP/HTTP details: JSON and protobuf, gzip,
 // partial success, malformed and oversized bodies, credentials; and Zipkin.
 func TestOTLPHTTPProtocol(t *testing.T) {
-	s := startOTLPServer(t, "--ingest-max-body-bytes", "4096")
+	s := startOTLPServer(t, "--ingest-max-body-bytes", "4096", "--zipkin-addr", "127.0.0.1:0")
 	auth := s.authHeader()
 
 	t.Run("JSON with a partial success", func(t *testing.T) {
@@ -542,22 +547,36 @@ func TestOTLPHTTPProtocol(t *testing.T) {
 		s.wantTrace(t, id, "http-proto")
 	})
 
-	t.Run("Zipkin v2 JSON", func(t *testing.T) {
-		start := time.Now().Add(-time.Second).UnixMicro()
-		body := fmt.Sprintf(`[{"traceId":"5af7183fb1d4cf5f5af7183fb1d4cf5f","id":"352bff9a74ca9ad2","name":"get /api",
-			"kind":"SERVER","timestamp":%d,"duration":1500,"localEndpoint":{"serviceName":"zipkin-svc"},"tags":{"http.path":"/api"}},
-			{"traceId":"5af7183fb1d4cf5f5af7183fb1d4cf5f","id":"452bff9a74ca9ad2","parentId":"352bff9a74ca9ad2","name":"query",
-			"kind":"CLIENT","timestamp":%d,"duration":700,"localEndpoint":{"serviceName":"zipkin-svc"}}]`, start, start+100)
-		resp, b := s.post(t, "/api/v2/spans", "application/json", []byte(body), auth)
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("%s %s", resp.Status, b)
+	// Zipkin v2 JSON, on the OTLP/HTTP port and on Zipkin's own (--zipkin-addr).
+	for _, tc := range []struct{ name, addr, traceID string }{
+		{"Zipkin v2 JSON on the OTLP/HTTP port", s.OTLPHTTPAddr(), "5af7183fb1d4cf5f5af7183fb1d4cf5f"},
+		{"Zipkin v2 JSON on the Zipkin port", s.ZipkinAddr(), "6af7183fb1d4cf5f5af7183fb1d4cf5f"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now().Add(-time.Second).UnixMicro()
+			body := fmt.Sprintf(`[{"traceId":"%[1]s","id":"352bff9a74ca9ad2","name":"get /api",
+			"kind":"SERVER","timestamp":%[2]d,"duration":1500,"localEndpoint":{"serviceName":"zipkin-svc"},"tags":{"http.path":"/api"}},
+			{"traceId":"%[1]s","id":"452bff9a74ca9ad2","parentId":"352bff9a74ca9ad2","name":"query",
+			"kind":"CLIENT","timestamp":%[3]d,"duration":700,"localEndpoint":{"serviceName":"zipkin-svc"}}]`, tc.traceID, start, start+100)
+			resp, b := postTo(t, tc.addr, "/api/v2/spans", "application/json", []byte(body), auth)
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("%s %s", resp.Status, b)
+			}
+			var got struct{ Trace struct{ Spans []gqlSpan } }
+			s.query(t, traceQuery, map[string]any{"id": tc.traceID}, &got)
+			sp := got.Trace.Spans
+			if len(sp) != 2 || sp[0].Service != "zipkin-svc" || sp[0].Name != "get /api" || sp[1].Depth != 1 ||
+				sp[1].ParentSpanID != "352bff9a74ca9ad2" || sp[0].Duration != 1.5 || !hasAttr(sp[0].Attributes, "http.path", "/api") {
+				t.Errorf("zipkin trace %+v", sp)
+			}
+		})
+	}
+	t.Run("the Zipkin port takes Zipkin spans only, with credentials", func(t *testing.T) {
+		if resp, b := postTo(t, s.ZipkinAddr(), "/api/v2/spans", "application/json", []byte(`[]`), nil); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("Zipkin port without a token: %s %s", resp.Status, b)
 		}
-		var got struct{ Trace struct{ Spans []gqlSpan } }
-		s.query(t, traceQuery, map[string]any{"id": "5af7183fb1d4cf5f5af7183fb1d4cf5f"}, &got)
-		sp := got.Trace.Spans
-		if len(sp) != 2 || sp[0].Service != "zipkin-svc" || sp[0].Name != "get /api" || sp[1].Depth != 1 ||
-			sp[1].ParentSpanID != "352bff9a74ca9ad2" || sp[0].Duration != 1.5 || !hasAttr(sp[0].Attributes, "http.path", "/api") {
-			t.Errorf("zipkin trace %+v", sp)
+		if resp, b := postTo(t, s.ZipkinAddr(), "/v1/traces", "application/json", []byte(`{}`), auth); resp.StatusCode != http.StatusNotFound {
+			t.Errorf("OTLP on the Zipkin port: %s %s", resp.Status, b)
 		}
 	})
 

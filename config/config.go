@@ -31,6 +31,7 @@ type Server struct {
 	PutAddr         string
 	OTLPGRPCAddr    string
 	OTLPHTTPAddr    string
+	ZipkinAddr      string
 	PutTrustedCIDRs []netip.Prefix
 
 	QueueSize       int
@@ -98,6 +99,7 @@ func (c *Server) Flags(fs *flag.FlagSet) []Setting {
 	add("put-addr", ":4242", "OpenTSDB telnet-style put listener (empty disables it)", (*stringValue)(&c.PutAddr))
 	add("otlp-grpc-addr", ":4317", "OTLP gRPC listener (empty disables it)", (*stringValue)(&c.OTLPGRPCAddr))
 	add("otlp-http-addr", ":4318", "OTLP HTTP listener (empty disables it)", (*stringValue)(&c.OTLPHTTPAddr))
+	add("zipkin-addr", "", "Zipkin v2 listener (POST /api/v2/spans, e.g. :9411); empty: Zipkin spans go to --otlp-http-addr only", (*stringValue)(&c.ZipkinAddr))
 	add("put-trusted-cidrs", "127.0.0.0/8,::1/128", "networks whose telnet put connections need no auth line", (*prefixListValue)(&c.PutTrustedCIDRs))
 
 	add("ingest-queue-size", "500000", "points accepted but not yet committed; beyond it clients get back-pressure", (*intValue)(&c.QueueSize))

@@ -46,7 +46,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	printBanner(stdout, a)
 	log.Info("amas started", "version", app.Version, "http", a.HTTPAddr(), "put", a.PutAddr(),
-		"otlp_grpc", a.OTLPGRPCAddr(), "otlp_http", a.OTLPHTTPAddr())
+		"otlp_grpc", a.OTLPGRPCAddr(), "otlp_http", a.OTLPHTTPAddr(), "zipkin", a.ZipkinAddr())
 	<-ctx.Done()
 	log.Info("shutting down: flushing accepted points", "grace", cfg.ShutdownGrace)
 	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
@@ -69,6 +69,9 @@ func printBanner(w io.Writer, a *app.App) {
 	}
 	if otlpHTTP := a.OTLPHTTPAddr(); otlpHTTP != "" {
 		fmt.Fprintf(w, "  OTLP HTTP:            http://%s/v1/traces, /v1/metrics (Zipkin: /api/v2/spans)\n", displayAddr(otlpHTTP))
+	}
+	if zipkin := a.ZipkinAddr(); zipkin != "" {
+		fmt.Fprintf(w, "  Zipkin:               http://%s/api/v2/spans\n", displayAddr(zipkin))
 	}
 	if b := a.Bootstrap; b != nil {
 		fmt.Fprintf(w, "\nFirst start: created these credentials (shown only now):\n")

@@ -100,7 +100,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ` + channelColumns
 // CreateChannel stores a new channel (checked by the caller with
 // notifiers.Validate); ErrConflict when the name is taken.
 func (s *Store) CreateChannel(ctx context.Context, ch notifiers.Channel) (notifiers.Channel, error) {
-	settings, secrets, sealed, err := s.channelColumns(ch)
+	settings, secrets, sealed, err := s.encodeChannel(ch)
 	if err != nil {
 		return notifiers.Channel{}, err
 	}
@@ -122,7 +122,7 @@ WHERE id = $1 RETURNING ` + channelColumns
 // UpdateChannel replaces a channel's fields, secrets included: the caller
 // merges the secrets it was given into the stored ones.
 func (s *Store) UpdateChannel(ctx context.Context, ch notifiers.Channel) (notifiers.Channel, error) {
-	settings, secrets, sealed, err := s.channelColumns(ch)
+	settings, secrets, sealed, err := s.encodeChannel(ch)
 	if err != nil {
 		return notifiers.Channel{}, err
 	}
@@ -150,10 +150,10 @@ func (s *Store) DeleteChannel(ctx context.Context, id int64) error {
 	return nil
 }
 
-// channelColumns encodes the settings and secrets columns: the jsonb ones as
+// encodeChannel encodes the settings and secrets columns: the jsonb ones as
 // text (a []byte parameter is sent as bytea where pgx does not know the
 // column's type, as on PGlite), the secrets sealed when the store has a key.
-func (s *Store) channelColumns(ch notifiers.Channel) (settings, secrets string, sealed []byte, err error) {
+func (s *Store) encodeChannel(ch notifiers.Channel) (settings, secrets string, sealed []byte, err error) {
 	settingsJSON, err := json.Marshal(orEmpty(ch.Settings))
 	if err != nil {
 		return "", "", nil, fmt.Errorf("encode channel settings: %w", err)

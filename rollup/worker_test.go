@@ -130,7 +130,7 @@ func TestRunPacksEndedHours(t *testing.T) {
 		slots  []byte
 		rows   int
 	)
-	if err := st.Pool().QueryRow(ctx, `SELECT bucket, slots, count(*) OVER () FROM samples_1m_packed`).Scan(&bucket, &slots, &rows); err != nil {
+	if err := st.Pool().QueryRow(ctx, `SELECT bucket, slots, count(*) OVER () FROM samples_1m_packed_sums`).Scan(&bucket, &slots, &rows); err != nil {
 		t.Fatalf("the one packed row: %v", err)
 	}
 	if rows != 1 || !bucket.Equal(hour.Add(-time.Hour)) || string(slots) != "\x1e\x1f" {

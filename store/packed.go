@@ -16,7 +16,9 @@ import (
 // series reads 60 (24) times fewer rows: read row by row, grouping 1,000 series ×
 // a day of minutes costs PostgreSQL ~0.4 s, the same day packed ~40 ms. The
 // narrow tables (the rollup role's tables, or TimescaleDB's continuous
-// aggregates) stay the source; the packed tables (migration 0007) are a read path.
+// aggregates) stay the source; the packed tables (migrations 0007 and 0009) are
+// a read path. Each tier has two: _sums with sum and count (avg, count) and
+// _values with min, max and last, so that a query reads only the bytes it needs.
 //
 // Spans are packed once they have ended, not minute by minute: rewriting every
 // series' packed row at each roll-up would write its ~2.5 kB a minute, many times
@@ -28,8 +30,9 @@ import (
 // later samples do not reach the materialised aggregate either.
 type packedTier struct {
 	name   string        // rollup_packed.tier
-	table  string        // the packed table
-	narrow string        // the rollup table it packs
+	sums   string        // the packed table of sum and count
+	values string        // the packed table of min, max and last
+	narrow string        // the rollup table they pack
 	unit   time.Duration // the narrow table's bucket
 	span   time.Duration // what one packed row covers
 	// tsdbSettle is the start_offset of the continuous aggregate's refresh
@@ -38,39 +41,46 @@ type packedTier struct {
 }
 
 var (
-	packed1m = packedTier{name: "1m", table: "samples_1m_packed", narrow: "samples_1m", unit: time.Minute, span: time.Hour,
-		tsdbSettle: 3 * time.Hour}
-	packed1h = packedTier{name: "1h", table: "samples_1h_packed", narrow: "samples_1h", unit: time.Hour, span: 24 * time.Hour,
-		tsdbSettle: 48 * time.Hour}
+	packed1m = packedTier{name: "1m", sums: "samples_1m_packed_sums", values: "samples_1m_packed_values", narrow: "samples_1m",
+		unit: time.Minute, span: time.Hour, tsdbSettle: 3 * time.Hour}
+	packed1h = packedTier{name: "1h", sums: "samples_1h_packed_sums", values: "samples_1h_packed_values", narrow: "samples_1h",
+		unit: time.Hour, span: 24 * time.Hour, tsdbSettle: 48 * time.Hour}
 
 	packedTiers = []packedTier{packed1m, packed1h}
 )
 
 // packSpans (re)writes the packed rows of the spans in the ranges ($1 starts,
-// $2 ends, whole spans) from the narrow table %[2]s into %[1]s; $3 is the span,
-// $4 the narrow bucket in seconds. The lateral subquery makes one index range
-// scan per series, as the roll-up itself does.
+// $2 ends, whole spans) from the narrow table %[3]s into %[1]s (sums) and %[2]s
+// (values); $3 is the span, $4 the narrow bucket in seconds. The lateral
+// subquery makes one index range scan per series, as the roll-up itself does;
+// the CTE, read twice, is computed once.
 const packSpans = `
-INSERT INTO %[1]s AS r (series_id, bucket, slots, min, max, sum, count, last)
-SELECT sr.id, a.bucket, a.slots, a.min, a.max, a.sum, a.count, a.last
-FROM unnest($1::timestamptz[], $2::timestamptz[]) AS w(lo, hi)
-CROSS JOIN series sr
-CROSS JOIN LATERAL (
-    SELECT date_bin($3, n.bucket, TIMESTAMPTZ 'epoch') AS bucket,
-           string_agg(set_byte('\x00'::bytea, 0,
-               extract(epoch FROM n.bucket - date_bin($3, n.bucket, TIMESTAMPTZ 'epoch'))::int / $4::int),
-               ''::bytea ORDER BY n.bucket) AS slots,
-           string_agg(float8send(n.min), ''::bytea ORDER BY n.bucket) AS min,
-           string_agg(float8send(n.max), ''::bytea ORDER BY n.bucket) AS max,
-           string_agg(float8send(n.sum), ''::bytea ORDER BY n.bucket) AS sum,
-           string_agg(float8send(n.count::float8), ''::bytea ORDER BY n.bucket) AS count,
-           string_agg(float8send(n.last), ''::bytea ORDER BY n.bucket) AS last
-    FROM %[2]s n
-    WHERE n.series_id = sr.id AND n.bucket >= w.lo AND n.bucket < w.hi
-    GROUP BY 1) AS a
+WITH packed AS (
+    SELECT sr.id AS series_id, a.bucket, a.slots, a.min, a.max, a.sum, a.count, a.last
+    FROM unnest($1::timestamptz[], $2::timestamptz[]) AS w(lo, hi)
+    CROSS JOIN series sr
+    CROSS JOIN LATERAL (
+        SELECT date_bin($3, n.bucket, TIMESTAMPTZ 'epoch') AS bucket,
+               string_agg(set_byte('\x00'::bytea, 0,
+                   extract(epoch FROM n.bucket - date_bin($3, n.bucket, TIMESTAMPTZ 'epoch'))::int / $4::int),
+                   ''::bytea ORDER BY n.bucket) AS slots,
+               string_agg(float8send(n.min), ''::bytea ORDER BY n.bucket) AS min,
+               string_agg(float8send(n.max), ''::bytea ORDER BY n.bucket) AS max,
+               string_agg(float8send(n.sum), ''::bytea ORDER BY n.bucket) AS sum,
+               string_agg(float8send(n.count::float8), ''::bytea ORDER BY n.bucket) AS count,
+               string_agg(float8send(n.last), ''::bytea ORDER BY n.bucket) AS last
+        FROM %[3]s n
+        WHERE n.series_id = sr.id AND n.bucket >= w.lo AND n.bucket < w.hi
+        GROUP BY 1) AS a
+), sums AS (
+    INSERT INTO %[1]s (series_id, bucket, slots, sum, count)
+    SELECT series_id, bucket, slots, sum, count FROM packed
+    ON CONFLICT (series_id, bucket) DO UPDATE SET slots = EXCLUDED.slots, sum = EXCLUDED.sum, count = EXCLUDED.count
+)
+INSERT INTO %[2]s (series_id, bucket, slots, min, max, last)
+SELECT series_id, bucket, slots, min, max, last FROM packed
 ON CONFLICT (series_id, bucket) DO UPDATE SET
-    slots = EXCLUDED.slots, min = EXCLUDED.min, max = EXCLUDED.max, sum = EXCLUDED.sum,
-    count = EXCLUDED.count, last = EXCLUDED.last`
+    slots = EXCLUDED.slots, min = EXCLUDED.min, max = EXCLUDED.max, last = EXCLUDED.last`
 
 // pack returns how many packed rows it wrote.
 func (t packedTier) pack(ctx context.Context, tx pgx.Tx, ranges []timeRange) (int64, error) {
@@ -82,9 +92,9 @@ func (t packedTier) pack(ctx context.Context, tx pgx.Tx, ranges []timeRange) (in
 	for i, r := range ranges {
 		los[i], his[i] = r.lo, r.hi
 	}
-	tag, err := tx.Exec(ctx, fmt.Sprintf(packSpans, t.table, t.narrow), los, his, t.span, int(t.unit/time.Second))
+	tag, err := tx.Exec(ctx, fmt.Sprintf(packSpans, t.sums, t.values, t.narrow), los, his, t.span, int(t.unit/time.Second))
 	if err != nil {
-		return 0, fmt.Errorf("pack %s: %w", t.table, err)
+		return 0, fmt.Errorf("pack %s: %w", t.narrow, err)
 	}
 	return tag.RowsAffected(), nil
 }
@@ -189,17 +199,19 @@ func (s *Store) packedTierFor(p queryPlan, src source) (packedTier, bool) {
 	return packedTier{}, false
 }
 
-// packedColumns are, per bucketFunc, the value column read and whether the counts
-// are read too (min, max and last need only the value: a bucket present has data).
+// packedColumns are, per bucketFunc, the packed table read (the tier's _sums or
+// _values), its value column and whether the counts are read too (min, max and
+// last need only the value: a bucket present has data).
 var packedColumns = [...]struct {
+	sums   bool
 	value  string
 	counts bool
 }{
-	fnAvg:   {"sum", true},
-	fnMin:   {"min", false},
-	fnMax:   {"max", false},
-	fnCount: {"count", false},
-	fnLast:  {"last", false},
+	fnAvg:   {true, "sum", true},
+	fnMin:   {false, "min", false},
+	fnMax:   {false, "max", false},
+	fnCount: {true, "count", false},
+	fnLast:  {false, "last", false},
 }
 
 const (
@@ -340,7 +352,11 @@ func (a *bucketAcc) readPacked(ctx context.Context, tx pgx.Tx, t packedTier, pos
 		slots, vs, ns pgtype.DriverBytes // valid until the next row: decoded at once
 	)
 	fromUS, toUS, unitUS := from.UnixMicro(), to.UnixMicro(), t.unit.Microseconds()
-	sql := fmt.Sprintf(selectPackedRows, t.table, cols.value, counts)
+	table := t.values
+	if cols.sums {
+		table = t.sums
+	}
+	sql := fmt.Sprintf(selectPackedRows, table, cols.value, counts)
 	err := queryEach(ctx, tx, sql, []any{ids, floorTime(from, t.span), to}, []any{&id, &bucket, &slots, &vs, &ns}, func() {
 		i, startUS := pos[id], bucket.UnixMicro()
 		for k, slot := range slots {
@@ -356,7 +372,7 @@ func (a *bucketAcc) readPacked(ctx context.Context, tx pgx.Tx, t packedTier, pos
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("read %s: %w", t.table, err)
+		return fmt.Errorf("read %s: %w", table, err)
 	}
 	return nil
 }

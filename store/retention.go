@@ -14,7 +14,7 @@ type RetentionResult struct {
 	DroppedPartitions []string
 	Deleted1m         int64
 	Deleted1h         int64
-	DeletedPacked     int64 // rows of samples_1m_packed and samples_1h_packed
+	DeletedPacked     int64 // rows of the packed tables (samples_1m_packed_sums, ...)
 }
 
 // retentionBatch bounds the rows one DELETE removes, so expiring a large backlog of
@@ -86,10 +86,12 @@ func (s *Store) deletePackedBefore(ctx context.Context, now time.Time, r1m, r1h 
 		t packedTier
 		d time.Duration
 	}{{packed1m, r1m}, {packed1h, r1h}} {
-		n, err := s.deleteRollupsBefore(ctx, tier.t.table, floorTime(now.Add(-tier.d), tier.t.span))
-		res.DeletedPacked += n
-		if err != nil {
-			return err
+		for _, table := range []string{tier.t.sums, tier.t.values} {
+			n, err := s.deleteRollupsBefore(ctx, table, floorTime(now.Add(-tier.d), tier.t.span))
+			res.DeletedPacked += n
+			if err != nil {
+				return err
+			}
 		}
 	}
 	return nil

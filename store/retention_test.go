@@ -124,20 +124,26 @@ func TestApplyRetentionDeletesOldRollups(t *testing.T) {
 	}
 	// Packed spans: hours from 5 before the 1m cutoff (a whole hour) to 2 after it,
 	// days from 3 before the day of the 1h cutoff (midday) to 1 after it.
-	insertPacked := `INSERT INTO %s SELECT 1, b, '', '', '', '', '', '' FROM generate_series($1::timestamptz, $2::timestamptz, $3::interval) AS b`
-	if _, err := s.Pool().Exec(ctx, fmt.Sprintf(insertPacked, "samples_1m_packed"), now.Add(-r1m-5*time.Hour), now.Add(-r1m+2*time.Hour), time.Hour); err != nil {
-		t.Fatal(err)
-	}
-	cutoffDay := now.Add(-r1h).Truncate(24 * time.Hour)
-	if _, err := s.Pool().Exec(ctx, fmt.Sprintf(insertPacked, "samples_1h_packed"), cutoffDay.AddDate(0, 0, -3), cutoffDay.AddDate(0, 0, 1), 24*time.Hour); err != nil {
-		t.Fatal(err)
+	insertPacked := `INSERT INTO %s SELECT 1, b, '', '', '', '' FROM generate_series($1::timestamptz, $2::timestamptz, $3::interval) AS b`
+	insertSums := `INSERT INTO %s SELECT 1, b, '', '', '' FROM generate_series($1::timestamptz, $2::timestamptz, $3::interval) AS b`
+	for _, ins := range []struct{ sql, table1m, table1h string }{
+		{insertSums, "samples_1m_packed_sums", "samples_1h_packed_sums"},
+		{insertPacked, "samples_1m_packed_values", "samples_1h_packed_values"},
+	} {
+		if _, err := s.Pool().Exec(ctx, fmt.Sprintf(ins.sql, ins.table1m), now.Add(-r1m-5*time.Hour), now.Add(-r1m+2*time.Hour), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		cutoffDay := now.Add(-r1h).Truncate(24 * time.Hour)
+		if _, err := s.Pool().Exec(ctx, fmt.Sprintf(ins.sql, ins.table1h), cutoffDay.AddDate(0, 0, -3), cutoffDay.AddDate(0, 0, 1), 24*time.Hour); err != nil {
+			t.Fatal(err)
+		}
 	}
 	res, err := s.ApplyRetention(ctx, now, 48*time.Hour, r1m, r1h)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Deleted1m != 15001 || res.Deleted1h != 10 || res.DeletedPacked != 5+3 {
-		t.Errorf("deleted %d 1m, %d 1h and %d packed rows, want 15001, 10 and 8", res.Deleted1m, res.Deleted1h, res.DeletedPacked)
+	if res.Deleted1m != 15001 || res.Deleted1h != 10 || res.DeletedPacked != 2*(5+3) {
+		t.Errorf("deleted %d 1m, %d 1h and %d packed rows, want 15001, 10 and 16 (8 in each half)", res.Deleted1m, res.Deleted1h, res.DeletedPacked)
 	}
 	for table, cutoff := range map[string]time.Duration{"samples_1m": r1m, "samples_1h": r1h} {
 		var n int

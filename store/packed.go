@@ -53,7 +53,9 @@ var (
 // $2 ends, whole spans) from the narrow table %[3]s into %[1]s (sums) and %[2]s
 // (values); $3 is the span, $4 the narrow bucket in seconds. The lateral
 // subquery makes one index range scan per series, as the roll-up itself does;
-// the CTE, read twice, is computed once.
+// the CTE, read twice, is computed once. A count column holds one value when
+// every bucket of the span has the same count (a series sent at a steady
+// rate): an avg then reads about half the bytes.
 const packSpans = `
 WITH packed AS (
     SELECT sr.id AS series_id, a.bucket, a.slots, a.min, a.max, a.sum, a.count, a.last
@@ -67,7 +69,8 @@ WITH packed AS (
                string_agg(float8send(n.min), ''::bytea ORDER BY n.bucket) AS min,
                string_agg(float8send(n.max), ''::bytea ORDER BY n.bucket) AS max,
                string_agg(float8send(n.sum), ''::bytea ORDER BY n.bucket) AS sum,
-               string_agg(float8send(n.count::float8), ''::bytea ORDER BY n.bucket) AS count,
+               CASE WHEN min(n.count) = max(n.count) THEN float8send(min(n.count)::float8)
+                    ELSE string_agg(float8send(n.count::float8), ''::bytea ORDER BY n.bucket) END AS count,
                string_agg(float8send(n.last), ''::bytea ORDER BY n.bucket) AS last
         FROM %[3]s n
         WHERE n.series_id = sr.id AND n.bucket >= w.lo AND n.bucket < w.hi
@@ -356,6 +359,10 @@ func (a *bucketAcc) readPacked(ctx context.Context, tx pgx.Tx, t packedTier, pos
 	if cols.sums {
 		table = t.sums
 	}
+	valueAt := float8At
+	if cols.value == "count" {
+		valueAt = countAt
+	}
 	sql := fmt.Sprintf(selectPackedRows, table, cols.value, counts)
 	err := queryEach(ctx, tx, sql, []any{ids, floorTime(from, t.span), to}, []any{&id, &bucket, &slots, &vs, &ns}, func() {
 		i, startUS := pos[id], bucket.UnixMicro()
@@ -366,9 +373,9 @@ func (a *bucketAcc) readPacked(ctx context.Context, tx pgx.Tx, t packedTier, pos
 			}
 			n := 1.0
 			if cols.counts {
-				n = float8At(ns, k)
+				n = countAt(ns, k)
 			}
-			a.add(i, us, float8At(vs, k), n)
+			a.add(i, us, valueAt(vs, k), n)
 		}
 	})
 	if err != nil {
@@ -399,6 +406,15 @@ func (a *bucketAcc) readNarrow(ctx context.Context, tx pgx.Tx, t packedTier, pos
 		return fmt.Errorf("read %s: %w", t.narrow, err)
 	}
 	return nil
+}
+
+// countAt decodes the k-th count of a packed count column, which holds one
+// value for all its buckets when they all have the same.
+func countAt(b []byte, k int) float64 {
+	if len(b) == 8 {
+		return float8At(b, 0)
+	}
+	return float8At(b, k)
 }
 
 // float8At decodes the k-th float8send value of a packed column.

@@ -635,12 +635,18 @@ func TestQuerySeriesPackedNarrowRaw(t *testing.T) {
 	}
 	ctx := context.Background()
 	seedRandom(t, s, 30)
+	// Every 7 s: 8 or 9 samples a minute, so its packed counts vary.
+	irregular := make([]tv, 0, 30*3600/7)
+	for at := time.Duration(0); at < 30*time.Hour; at += 7 * time.Second {
+		irregular = append(irregular, tv{at, float64(at / time.Second % 97)})
+	}
+	writeTestSeries(t, s, "load", map[string]string{"host": "irregular"}, irregular...)
 	if n, err := s.RollupPending(ctx, 26*60+30); err != nil || n != 26*60+30 {
 		t.Fatalf("RollupPending = %d, %v", n, err)
 	}
-	// 5 series × 26 hours of minutes, and × 1 day of hours.
-	if n, err := s.PackRollups(ctx, time.Now()); err != nil || n != 5*26+5 {
-		t.Fatalf("PackRollups wrote %d rows, %v; want %d", n, err, 5*26+5)
+	// 6 series × 26 hours of minutes, and × 1 day of hours.
+	if n, err := s.PackRollups(ctx, time.Now()); err != nil || n != 6*26+6 {
+		t.Fatalf("PackRollups wrote %d rows, %v; want %d", n, err, 6*26+6)
 	}
 	// Minutes are packed up to the hour of the oldest pending minute, hours up to its day.
 	for tier, want := range map[string]time.Time{"1m": queryT0.Add(26 * time.Hour), "1h": queryT0.Add(24 * time.Hour)} {
@@ -651,6 +657,13 @@ func TestQuerySeriesPackedNarrowRaw(t *testing.T) {
 		if !through.Equal(want) {
 			t.Errorf("%s packed through %v, want %v", tier, through, want)
 		}
+	}
+	// The steady series pack their counts as one value, the irregular one
+	// bucket by bucket: both forms are read below.
+	var uniform, perBucket int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FILTER (WHERE length(count) = 8), count(*) FILTER (WHERE length(count) > 8)
+		FROM samples_1m_packed_sums`).Scan(&uniform, &perBucket); err != nil || uniform == 0 || perBucket == 0 {
+		t.Fatalf("packed count columns: %d of one value, %d bucket by bucket (%v); want both", uniform, perBucket, err)
 	}
 	qs := sourceCases(queryT0.Add(37*time.Second), queryT0.Add(30*time.Hour))
 	checkSourcesAgree(t, s, qs)

@@ -134,21 +134,8 @@ func TestConcurrentUpDoesNotRace(t *testing.T) {
 // channel secrets, so it is refused while any channel holds some.
 func TestDownRefusesToDropSealedSecrets(t *testing.T) {
 	ctx := context.Background()
-	pool := newPool(t)
-	r, err := migrations.NewRunner(ctx, pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
-	all, _ := migrations.All()
-	below8 := 0 // steps down to below 0008
-	for _, m := range all {
-		if m.Version >= 8 {
-			below8++
-		}
-	}
+	r, pool := migratedRunner(t)
+	below8 := stepsBelow(t, 8)
 	if _, err := pool.Exec(ctx, `INSERT INTO notify_channels (name, type, secrets_sealed) VALUES ('ops', 'webhook', '\x01abcd')`); err != nil {
 		t.Fatal(err)
 	}
@@ -171,21 +158,8 @@ func TestDownRefusesToDropSealedSecrets(t *testing.T) {
 // and values halves, and its down joins them back.
 func TestPackedSplitMovesRows(t *testing.T) {
 	ctx := context.Background()
-	pool := newPool(t)
-	r, err := migrations.NewRunner(ctx, pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
-	all, _ := migrations.All()
-	below9 := 0
-	for _, m := range all {
-		if m.Version >= 9 {
-			below9++
-		}
-	}
+	r, pool := migratedRunner(t)
+	below9 := stepsBelow(t, 9)
 	if _, err := r.Down(ctx, below9); err != nil {
 		t.Fatal(err)
 	}
@@ -213,4 +187,34 @@ FROM samples_1m_packed_sums s JOIN samples_1m_packed_values v USING (series_id, 
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM samples_1m_packed WHERE (`+row+`) = (series_id, bucket, slots, min, max, sum, count, last)`).Scan(&n); err != nil || n != 1 {
 		t.Errorf("joined back: %d rows equal to the first, %v", n, err)
 	}
+}
+
+// migratedRunner is a runner on a fresh database with every migration applied.
+func migratedRunner(t *testing.T) (*migrations.Runner, *pgxpool.Pool) {
+	t.Helper()
+	pool := newPool(t)
+	r, err := migrations.NewRunner(context.Background(), pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Up(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return r, pool
+}
+
+// stepsBelow is how many migrations Down must revert to go below version.
+func stepsBelow(t *testing.T, version int) int {
+	t.Helper()
+	all, err := migrations.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, m := range all {
+		if m.Version >= version {
+			n++
+		}
+	}
+	return n
 }

@@ -321,10 +321,40 @@ func (a *bucketAcc) add(i int, us int64, v, n float64) {
 	}
 }
 
+// addSums folds the sums and counts of one packed row of series i into its
+// buckets: add for fnAvg, without its per-bucket dispatch (the hot loop of an
+// avg over many series).
+func (a *bucketAcc) addSums(i int, startUS, unitUS, fromUS, toUS int64, slots, sums, counts []byte) {
+	base := int64(i) * a.buckets
+	uniform := len(counts) == 8
+	n := 0.0
+	if uniform {
+		n = float8At(counts, 0)
+	}
+	for k, slot := range slots {
+		us := startUS + int64(slot)*unitUS
+		if us < fromUS || us >= toUS {
+			continue
+		}
+		if !uniform {
+			n = float8At(counts, k)
+		}
+		c := base + (us-a.fromUS)/a.stepUS
+		a.v[c] += float8At(sums, k)
+		a.n[c] += n
+	}
+}
+
 // points are series i's buckets with data, in time order.
 func (a *bucketAcc) points(i int) []bucketValue {
-	var pts []bucketValue
 	base := int64(i) * a.buckets
+	filled := 0
+	for _, n := range a.n[base : base+a.buckets] {
+		if n != 0 {
+			filled++
+		}
+	}
+	pts := make([]bucketValue, 0, filled) // once, not grown bucket by bucket
 	for b := range a.buckets {
 		n := a.n[base+b]
 		if n == 0 {
@@ -366,6 +396,10 @@ func (a *bucketAcc) readPacked(ctx context.Context, tx pgx.Tx, t packedTier, pos
 	sql := fmt.Sprintf(selectPackedRows, table, cols.value, counts)
 	err := queryEach(ctx, tx, sql, []any{ids, floorTime(from, t.span), to}, []any{&id, &bucket, &slots, &vs, &ns}, func() {
 		i, startUS := pos[id], bucket.UnixMicro()
+		if a.fn == fnAvg {
+			a.addSums(i, startUS, unitUS, fromUS, toUS, slots, vs, ns)
+			return
+		}
 		for k, slot := range slots {
 			us := startUS + int64(slot)*unitUS
 			if us < fromUS || us >= toUS {

@@ -154,41 +154,6 @@ func TestDownRefusesToDropSealedSecrets(t *testing.T) {
 	}
 }
 
-// TestPackedSplitMovesRows: 0009 splits each packed row of 0007 into its sums
-// and values halves, and its down joins them back.
-func TestPackedSplitMovesRows(t *testing.T) {
-	ctx := context.Background()
-	r, pool := migratedRunner(t)
-	below9 := stepsBelow(t, 9)
-	if _, err := r.Down(ctx, below9); err != nil {
-		t.Fatal(err)
-	}
-	const row = `1, '2024-01-01 10:00Z', '\x0001', 'min', 'max', 'sum', 'count', 'last'`
-	if _, err := pool.Exec(ctx, `INSERT INTO samples_1m_packed VALUES (`+row+`), (2, '2024-01-02', '', '', '', '', '', '')`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.Up(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var got string
-	if err := pool.QueryRow(ctx, `
-SELECT string_agg(concat_ws(' ', s.series_id, encode(s.slots, 'hex'), encode(v.min, 'escape'), encode(v.max, 'escape'),
-       encode(s.sum, 'escape'), encode(s.count, 'escape'), encode(v.last, 'escape')), ', ' ORDER BY s.series_id)
-FROM samples_1m_packed_sums s JOIN samples_1m_packed_values v USING (series_id, bucket)`).Scan(&got); err != nil {
-		t.Fatal(err)
-	}
-	if want := "1 0001 min max sum count last, 2      "; got != want {
-		t.Errorf("split rows %q, want %q", got, want)
-	}
-	if _, err := r.Down(ctx, below9); err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FROM samples_1m_packed WHERE (`+row+`) = (series_id, bucket, slots, min, max, sum, count, last)`).Scan(&n); err != nil || n != 1 {
-		t.Errorf("joined back: %d rows equal to the first, %v", n, err)
-	}
-}
-
 // migratedRunner is a runner on a fresh database with every migration applied.
 func migratedRunner(t *testing.T) (*migrations.Runner, *pgxpool.Pool) {
 	t.Helper()

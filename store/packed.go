@@ -16,8 +16,8 @@ import (
 // series reads 60 (24) times fewer rows: read row by row, grouping 1,000 series ×
 // a day of minutes costs PostgreSQL ~0.4 s, the same day packed ~40 ms. The
 // narrow tables (the rollup role's tables, or TimescaleDB's continuous
-// aggregates) stay the source; the packed tables (migrations 0007 and 0009) are
-// a read path. Each tier has two: _sums with sum and count (avg, count) and
+// aggregates) stay the source; the packed tables (migration 0007) are a read
+// path. Each tier has two: _sums with sum and count (avg, count) and
 // _values with min, max and last, so that a query reads only the bytes it needs.
 //
 // Spans are packed once they have ended, not minute by minute: rewriting every

@@ -326,22 +326,14 @@ func (a *bucketAcc) add(i int, us int64, v, n float64) {
 // avg over many series).
 func (a *bucketAcc) addSums(i int, startUS, unitUS, fromUS, toUS int64, slots, sums, counts []byte) {
 	base := int64(i) * a.buckets
-	uniform := len(counts) == 8
-	n := 0.0
-	if uniform {
-		n = float8At(counts, 0)
-	}
 	for k, slot := range slots {
 		us := startUS + int64(slot)*unitUS
 		if us < fromUS || us >= toUS {
 			continue
 		}
-		if !uniform {
-			n = float8At(counts, k)
-		}
 		c := base + (us-a.fromUS)/a.stepUS
 		a.v[c] += float8At(sums, k)
-		a.n[c] += n
+		a.n[c] += countAt(counts, k)
 	}
 }
 

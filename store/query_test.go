@@ -452,10 +452,7 @@ func TestQuerySeriesRollupEqualsRaw(t *testing.T) {
 }
 
 func TestQuerySeriesRollupWatermark(t *testing.T) {
-	s, _ := storetest.Migrated(t)
-	if s.Timescale() {
-		t.Skip("plain PostgreSQL only: TimescaleDB's continuous aggregates need no rollup_pending")
-	}
+	s := plainMigrated(t, "plain PostgreSQL only: TimescaleDB's continuous aggregates need no rollup_pending")
 	ctx := context.Background()
 	seedRandom(t, s, 3)
 	n, err := s.RollupPending(ctx, 90)
@@ -629,10 +626,7 @@ func combineByRack(t *testing.T, s *store.Store, q store.SeriesQuery) []store.Se
 // packed rollups, narrow rollup rows not yet packed, and raw samples not yet rolled
 // up; then late samples in a packed hour must reach the packed rows.
 func TestQuerySeriesPackedNarrowRaw(t *testing.T) {
-	s, _ := storetest.Migrated(t)
-	if s.Timescale() {
-		t.Skip("plain PostgreSQL only: it needs minutes pending roll-up, which TimescaleDB never has")
-	}
+	s := plainMigrated(t, "plain PostgreSQL only: it needs minutes pending roll-up, which TimescaleDB never has")
 	ctx := context.Background()
 	seedRandom(t, s, 30)
 	// Every 7 s: 8 or 9 samples a minute, so its packed counts vary.

@@ -21,19 +21,22 @@ func samplesPartitions(t *testing.T, s *store.Store) []string {
 	return names
 }
 
-// plainMigrated is a migrated store for the tests of plain PostgreSQL's daily
-// partitions and retention, skipped on TimescaleDB, where policies do the work.
-func plainMigrated(t *testing.T) *store.Store {
+// plainMigrated is a migrated store for a test of what only plain PostgreSQL
+// has (daily partitions, retention by the rollup role, rollup_pending); on
+// TimescaleDB the test is skipped, saying why.
+func plainMigrated(t *testing.T, why string) *store.Store {
 	t.Helper()
 	s, _ := storetest.Migrated(t)
 	if s.Timescale() {
-		t.Skip("TimescaleDB: chunks and retention policies replace partitions and ApplyRetention")
+		t.Skip(why)
 	}
 	return s
 }
 
+const partitionsOnly = "TimescaleDB: chunks and retention policies replace partitions and ApplyRetention"
+
 func TestCreatePartitionsAhead(t *testing.T) {
-	s := plainMigrated(t)
+	s := plainMigrated(t, partitionsOnly)
 	ctx := context.Background()
 	if err := s.CreatePartitionsAhead(ctx, time.Date(2024, 12, 30, 23, 59, 0, 0, time.UTC), 2); err != nil {
 		t.Fatal(err)
@@ -64,7 +67,7 @@ func TestApplyRetention(t *testing.T) {
 		{"nothing old enough", day(10), 30 * 24 * time.Hour, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := plainMigrated(t)
+			s := plainMigrated(t, partitionsOnly)
 			ctx := context.Background()
 			if err := s.CreatePartitionsAhead(ctx, day(5), 6); err != nil {
 				t.Fatal(err)
@@ -94,7 +97,7 @@ func TestApplyRetention(t *testing.T) {
 }
 
 func TestApplyRetentionWritesAfterDrop(t *testing.T) {
-	s := plainMigrated(t)
+	s := plainMigrated(t, partitionsOnly)
 	ctx := context.Background()
 	// The write caches the partition; after retention drops it, a late write for
 	// that day must re-create it rather than fail.
@@ -109,7 +112,7 @@ func TestApplyRetentionWritesAfterDrop(t *testing.T) {
 }
 
 func TestApplyRetentionDeletesOldRollups(t *testing.T) {
-	s := plainMigrated(t)
+	s := plainMigrated(t, partitionsOnly)
 	ctx := context.Background()
 	now := time.Date(2024, 3, 10, 12, 0, 0, 0, time.UTC)
 	const r1m, r1h = 72 * time.Hour, 96 * time.Hour
@@ -158,7 +161,7 @@ func TestApplyRetentionDeletesOldRollups(t *testing.T) {
 }
 
 func TestApplyRetentionRejectsNonPositivePeriods(t *testing.T) {
-	s := plainMigrated(t)
+	s := plainMigrated(t, partitionsOnly)
 	if _, err := s.ApplyRetention(context.Background(), time.Now(), 24*time.Hour, 0, time.Hour); err == nil {
 		t.Error("ApplyRetention with a zero 1m retention: no error")
 	}

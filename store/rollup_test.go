@@ -38,10 +38,7 @@ func checkRollupsMatchRaw(t *testing.T, s *store.Store) {
 }
 
 func TestRollupPending(t *testing.T) {
-	s, _ := storetest.Migrated(t)
-	if s.Timescale() {
-		t.Skip("plain PostgreSQL only: TimescaleDB's continuous aggregates need no rollup_pending")
-	}
+	s := plainMigrated(t, "plain PostgreSQL only: TimescaleDB's continuous aggregates need no rollup_pending")
 	ctx := context.Background()
 	seedCPU(t, s)
 	// Late data two hours back: a second range, and a second hour.
@@ -77,10 +74,7 @@ func TestRollupPending(t *testing.T) {
 // One writer: concurrent WriteSamples calls can deadlock each other on
 // rollup_pending (they mark minutes in map order), with or without a rollup.
 func TestRollupPendingConcurrentWrites(t *testing.T) {
-	s, _ := storetest.Migrated(t)
-	if s.Timescale() {
-		t.Skip("plain PostgreSQL only: TimescaleDB's continuous aggregates need no rollup_pending")
-	}
+	s := plainMigrated(t, "plain PostgreSQL only: TimescaleDB's continuous aggregates need no rollup_pending")
 	ctx := context.Background()
 	refs := make([]store.SeriesRef, 20)
 	for i := range refs {
